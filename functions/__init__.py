@@ -1,0 +1,1 @@
+"""Serverless Label Studio ML backend for text classification (see README.md)."""

@@ -1,0 +1,50 @@
+"""Optional HTTP Basic auth on every endpoint (BASIC_AUTH_USER / BASIC_AUTH_PASS).
+
+Label Studio can only send Basic auth (ML backend connection: "Basic Authentication").
+Its automatic project webhook sends no header unless the user adds one (see README).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+
+from fastapi import HTTPException, Request, status
+
+from functions.api.services import get_services
+
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="label-studio-ml-backend", charset="UTF-8"'}
+
+
+def require_basic_auth(request: Request) -> None:
+    """Pass when auth is off or the request carries the right credentials; else 401.
+
+    User and password are both compared in constant time, whatever fails first.
+    """
+    settings = get_services(request).settings
+    if not settings.basic_auth_user:
+        return
+    expected_pass = settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else ""
+    user, password = _credentials(request.headers.get("authorization", ""))
+    user_ok = secrets.compare_digest(user.encode(), settings.basic_auth_user.encode())
+    pass_ok = secrets.compare_digest(password.encode(), expected_pass.encode())
+    if not (user_ok and pass_ok):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="missing or wrong HTTP Basic credentials: set the same user and password on the "
+            "Label Studio model connection (and on the project webhook's Authorization header)",
+            headers=CHALLENGE,
+        )
+
+
+def _credentials(header: str) -> tuple[str, str]:
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    user, _, password = decoded.partition(":")
+    return user, password

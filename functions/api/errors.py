@@ -1,0 +1,48 @@
+"""Errors → HTTP, in one place. Every error body is ``{"detail": "<what to fix>"}``; no client
+ever sees a traceback (unexpected errors are logged with an id the client gets)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.responses import Response
+
+from functions.errors import BackendError, StoreUnavailable
+
+log = logging.getLogger("functions.api")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(BackendError, _backend_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_middleware(BaseHTTPMiddleware, dispatch=_last_resort)
+
+
+async def _backend_error(request: Request, error: BackendError) -> JSONResponse:
+    level = logging.WARNING if isinstance(error, StoreUnavailable) or error.status_code >= 500 else logging.INFO
+    log.log(level, "%s %s -> %d: %s", request.method, request.url.path, error.status_code, error)
+    return JSONResponse({"detail": str(error)}, status_code=error.status_code)
+
+
+async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = []
+    for item in error.errors()[:10]:
+        where = ".".join(str(part) for part in item.get("loc", ()))
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return JSONResponse({"detail": "invalid request: " + "; ".join(problems)}, status_code=422)
+
+
+async def _last_resort(request: Request, call_next: RequestResponseEndpoint) -> Response:
+    try:
+        return await call_next(request)
+    except Exception:  # noqa: BLE001 - the one place that turns any bug into a clean 500
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error %s on %s %s", incident, request.method, request.url.path)
+        return JSONResponse(
+            {"detail": f"internal error {incident}; the backend's log has the details"}, status_code=500
+        )

@@ -1,0 +1,10 @@
+"""``GET /health``: liveness for Label Studio (1 s timeout). No store access, no scikit-learn."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["label-studio"])
+
+
+@router.get("/health")
+def health() -> dict[str, str]:
+    return {"status": "UP", "model_class": "TfidfLogisticRegression"}

@@ -1,0 +1,62 @@
+"""``POST /train`` (older Label Studio), job status and ``GET /versions``."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Request, status
+
+from functions import versions
+from functions.api.services import ServicesDep
+from functions.api.wire import JobReply, TrainRequest, VersionsReply
+from functions.errors import InvalidRequest
+from functions.ids import checked_job_id, checked_project_id, project_id
+from functions.jobs import list_jobs, load_job
+from functions.scheduling import request_training
+
+router = APIRouter(tags=["training"])
+
+
+def job_reply(project: str, job_id: str) -> JobReply:
+    return JobReply(job=job_id, status_url=f"/projects/{project}/jobs/{job_id}")
+
+
+@router.post("/train", status_code=status.HTTP_201_CREATED, openapi_extra={"requestBody": {"content": {"application/json": {"schema": TrainRequest.model_json_schema()}}}})
+async def train(request: Request, services: ServicesDep) -> JobReply:
+    """Stage the annotated tasks in the store and queue a job that trains on them.
+
+    The raw body is staged as received (it can be several MB), after checking its shape.
+    """
+    raw = await request.body()
+    try:
+        body = TrainRequest.model_validate(json.loads(raw))
+    except ValueError as error:
+        raise InvalidRequest(f"/train expects Label Studio's JSON {{annotations, project, label_config}}: {_first_line(error)}") from error
+    project = project_id(body.project)
+    job = request_training(services.store, services.queue, project, body.label_config, staged_body=raw)
+    return job_reply(project, job.job_id)
+
+
+@router.get("/projects/{project}/jobs")
+def jobs(project: str, services: ServicesDep) -> dict:
+    """The project's most recent training jobs, newest first."""
+    project = checked_project_id(project)
+    return {"jobs": [job.public() for job in list_jobs(services.store, project)]}
+
+
+@router.get("/projects/{project}/jobs/{job_id}")
+def job_status(project: str, job_id: str, services: ServicesDep) -> dict:
+    """One job: state (queued, running, succeeded, failed, superseded), reason, report, version."""
+    return load_job(services.store, checked_project_id(project), checked_job_id(job_id)).public()
+
+
+@router.get("/versions")
+def list_model_versions(services: ServicesDep, project: str | None = None) -> VersionsReply:
+    """Model versions held, oldest first; Label Studio sends no project, `?project=12` narrows."""
+    store = services.store
+    projects = [checked_project_id(project)] if project else versions.list_projects(store)
+    return VersionsReply(versions=[v for p in projects for v in versions.list_versions(store, p)])
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

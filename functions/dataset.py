@@ -1,0 +1,143 @@
+"""Turn Label Studio tasks (export format) into training examples, one set per control.
+
+Rules (DESIGN §4, issue 2): cancelled (skipped) and empty annotations are ignored; each task
+contributes one annotation: a ground-truth one if there is one, else the most recently updated;
+labels the current config no longer has are dropped; the text comes from the data key the
+config names. Every task that gives no example is counted under one reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from functions.label_config import ChoicesControl, LabelConfig
+
+SKIPPED = "skipped"
+EMPTY = "empty"
+ONLY_SOME_CONTROLS = "only_some_controls"
+UNKNOWN_LABEL = "unknown_label"
+NO_TEXT = "no_text"
+
+
+@dataclass
+class ControlExamples:
+    """Examples for one control: ``texts[i]`` is labelled ``targets[i]`` (a tuple of labels)."""
+
+    control: ChoicesControl
+    texts: list[str] = field(default_factory=list)
+    targets: list[tuple[str, ...]] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def label_counts(self) -> dict[str, int]:
+        counts = Counter(label for target in self.targets for label in target)
+        return {label: counts[label] for label in self.control.labels if counts[label]}
+
+
+@dataclass
+class TrainingSet:
+    """What `build_training_set` found: per-control examples and task-level drop counts."""
+
+    tasks_seen: int
+    controls: dict[str, ControlExamples]
+    dropped: Counter[str]
+
+    def report(self) -> dict[str, Any]:
+        """JSON-ready counts for the job record and the version manifest."""
+        return {
+            "tasks_seen": self.tasks_seen,
+            "dropped": dict(self.dropped),
+            "controls": {
+                name: {
+                    "examples": len(examples.texts),
+                    "dropped": dict(examples.dropped),
+                    "labels": examples.label_counts(),
+                }
+                for name, examples in self.controls.items()
+            },
+        }
+
+
+def build_training_set(tasks: Iterable[Mapping[str, Any]], config: LabelConfig) -> TrainingSet:
+    """Examples for every control of `config` from `tasks` in Label Studio's JSON export format.
+
+    Each task is ``{"id", "data": {...}, "annotations": [{"result", "was_cancelled",
+    "ground_truth", "updated_at", ...}]}``; unknown keys are ignored.
+    """
+    per_control = {c.name: ControlExamples(c) for c in config.controls}
+    dropped: Counter[str] = Counter()
+    seen = 0
+    for task in tasks:
+        seen += 1
+        annotation, reason = choose_annotation(task.get("annotations") or [])
+        if annotation is None:
+            dropped[reason] += 1
+            continue
+        values = _choices_by_control(annotation.get("result") or [])
+        if not any(name in values for name in per_control):
+            dropped[EMPTY] += 1
+            continue
+        data = task.get("data") if isinstance(task.get("data"), Mapping) else {}
+        for name, examples in per_control.items():
+            _add_example(examples, values.get(name), data)
+    return TrainingSet(seen, per_control, dropped)
+
+
+def choose_annotation(annotations: list[Any]) -> tuple[dict[str, Any] | None, str]:
+    """The annotation a task trains on, or None and the reason (`SKIPPED` or `EMPTY`)."""
+    live = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    if not live:
+        return None, SKIPPED if annotations else EMPTY
+    filled = [a for a in live if a.get("result")]
+    if not filled:
+        return None, EMPTY
+    ground_truth = [a for a in filled if a.get("ground_truth")]
+    return max(ground_truth or filled, key=_recency), ""
+
+
+def _add_example(examples: ControlExamples, values: list[str] | None, data: Mapping[str, Any]) -> None:
+    control = examples.control
+    if not values:
+        examples.dropped[ONLY_SOME_CONTROLS] += 1
+        return
+    text = data.get(control.data_key)
+    if not isinstance(text, str) or not text.strip():
+        examples.dropped[NO_TEXT] += 1
+        return
+    known = [v for v in values if v in control.labels]
+    if len(known) < len(values) and (not control.multiple or not known):
+        examples.dropped[UNKNOWN_LABEL] += 1
+        return
+    examples.texts.append(text)
+    examples.targets.append(tuple(known) if control.multiple else (known[0],))
+
+
+def _choices_by_control(result: list[Any]) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for item in result:
+        if not isinstance(item, dict) or str(item.get("type", "")).lower() != "choices":
+            continue
+        choices = (item.get("value") or {}).get("choices") if isinstance(item.get("value"), dict) else None
+        if isinstance(choices, list) and item.get("from_name"):
+            values.setdefault(str(item["from_name"]), []).extend(str(c) for c in choices)
+    return values
+
+
+def _recency(annotation: Mapping[str, Any]) -> tuple[float, float, str]:
+    return (
+        timestamp_of(annotation.get("updated_at")),
+        timestamp_of(annotation.get("created_at")),
+        str(annotation.get("id", "")).zfill(20),
+    )
+
+
+def timestamp_of(value: Any) -> float:
+    """Seconds since the epoch of an ISO 8601 string (Label Studio's timestamps), or -inf."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).timestamp()
+        except ValueError:
+            pass
+    return float("-inf")

@@ -1,0 +1,105 @@
+"""Training jobs: the small message that travels over the queue and the record kept in the store.
+
+The message names a job (``{"project": "12", "job_id": "…"}``, well under SQS's 256 KiB);
+the record ``projects/<id>/jobs/<job_id>.json`` holds what the job needs and what became of it.
+States: queued → running → succeeded | failed. A queued job that a newer trigger for the
+same project replaced before it ran ends as superseded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions import keys
+from functions.errors import NotFound
+from functions.ids import checked_job_id, project_id
+from functions.store import ObjectStore
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SUPERSEDED = "superseded"
+
+
+FINISHED = {JobState.SUCCEEDED, JobState.FAILED, JobState.SUPERSEDED}
+
+
+class JobMessage(BaseModel):
+    """What the queue carries: ids only."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    project: str
+    job_id: str
+
+    @classmethod
+    def parse(cls, body: str | bytes) -> "JobMessage":
+        """Parse and validate a message body (raises ValueError / InvalidRequest / NotFound)."""
+        message = cls.model_validate_json(body)
+        return cls(project=project_id(message.project), job_id=checked_job_id(message.job_id))
+
+
+class Job(BaseModel):
+    """A training job record.
+
+    Attributes:
+        source: ``annotation_log`` (START_TRAINING webhook) or ``request`` (a staged /train body).
+        label_config: the project's label config when the job was requested.
+        request_key: store key of the staged /train body, for ``source == "request"``.
+        version: the published model version, once succeeded.
+        reason: why it failed or was superseded.
+        report: counts and metrics of the training (see `functions.dataset.TrainingSet.report`).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    job_id: str
+    project: str
+    state: JobState = JobState.QUEUED
+    source: str
+    label_config: str
+    request_key: str | None = None
+    created_at: str = Field(default_factory=lambda: now())
+    updated_at: str = Field(default_factory=lambda: now())
+    version: str | None = None
+    reason: str | None = None
+    report: dict[str, Any] | None = None
+
+    def message(self) -> JobMessage:
+        return JobMessage(project=self.project, job_id=self.job_id)
+
+    def public(self) -> dict[str, Any]:
+        """The record as the API shows it (without the label config)."""
+        return self.model_dump(mode="json", exclude={"label_config"})
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+def save_job(store: ObjectStore, job: Job) -> Job:
+    job.updated_at = now()
+    store.put(keys.job(job.project, job.job_id), job.model_dump_json().encode("utf-8"))
+    return job
+
+
+def load_job(store: ObjectStore, project: str, job_id: str) -> Job:
+    """The job record, or NotFound."""
+    found = store.get(keys.job(project, job_id))
+    if found is None:
+        raise NotFound(f"project {project} has no training job {job_id}")
+    return Job.model_validate_json(found.data)
+
+
+def list_jobs(store: ObjectStore, project: str, limit: int = 50) -> list[Job]:
+    """The project's most recent jobs, newest first."""
+    newest = store.list_keys(keys.jobs_prefix(project))[-limit:]  # job ids sort by creation time
+    jobs = [Job.model_validate_json(found.data) for found in store.get_many(newest) if found is not None]
+    return sorted(jobs, key=lambda job: job.job_id, reverse=True)

@@ -1,0 +1,58 @@
+"""Every setting of the backend, read once from the environment.
+
+Both Lambda functions, `make dev` and the tests build the same `Settings`; nothing else in
+the package reads `os.environ`. Tests override `get_settings` (FastAPI dependency) or build
+a `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Backend configuration; each field is read from the upper-case environment variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    model_store_uri: str = Field(
+        "file://.model-store",
+        description="Where models, annotation logs and job records live: file://<folder> or s3://<bucket>[/<prefix>].",
+    )
+    train_queue_url: str | None = Field(
+        None, description="SQS FIFO queue URL for training jobs; unset = in-process worker (local)."
+    )
+
+    basic_auth_user: str | None = Field(None, description="HTTP Basic user required on every endpoint (unset = no auth).")
+    basic_auth_pass: SecretStr | None = Field(None, description="HTTP Basic password (needs BASIC_AUTH_USER).")
+
+    tfidf_ngram_max: int = Field(3, ge=1, le=5, description="TfidfVectorizer ngram_range=(1, N).")
+    tfidf_min_df: int = Field(1, ge=1, description="TfidfVectorizer min_df: drop n-grams seen in fewer tasks.")
+    lr_c: float = Field(10.0, gt=0, description="LogisticRegression C (inverse regularisation strength).")
+    lr_max_iter: int = Field(1000, ge=10, description="LogisticRegression max_iter.")
+    cold_start: bool = Field(
+        False,
+        description="Before the first training, predict with a model fitted on the label names themselves "
+        "(the original tutorial's behaviour; its predictions are close to random).",
+    )
+
+    label_studio_url: str | None = Field(None, description="Label Studio base URL, to pull annotations (later issue).")
+    label_studio_api_key: SecretStr | None = Field(None, description="Label Studio personal access or legacy token.")
+
+    pointer_ttl_seconds: float = Field(
+        2.0, ge=0, description="How long the API trusts its cached copy of a project's serving version."
+    )
+    model_cache_size: int = Field(8, ge=1, description="Fitted models the API keeps in memory (LRU).")
+    host: str = Field("127.0.0.1", description="`make dev` listen address (0.0.0.0 to reach it from a Label Studio container).")
+    port: int = Field(9090, ge=1, le=65535, description="`make dev` port.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()

@@ -1,0 +1,85 @@
+"""The object-store interface every part of the backend talks to.
+
+Keys are POSIX-style relative paths (``projects/12/latest.json``); DESIGN §5 gives the layout.
+Two implementations: `LocalStore` (a folder) and `S3Store` (S3 or any S3-compatible endpoint).
+One contract-test suite (tests/integration/test_store_contract.py) runs against both.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """An object's bytes and its entity tag (opaque; pass it back as `if_match`)."""
+
+    data: bytes
+    etag: str
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+class ObjectStore(ABC):
+    """Get, put (optionally conditional) and list objects under one root.
+
+    Errors: `StoreUnavailable` when the backing service fails, `PreconditionFailed` when a
+    conditional put loses (the object exists for `if_none_match`, or changed for `if_match`).
+    """
+
+    @abstractmethod
+    def get(self, key: str) -> StoredObject | None:
+        """The object at `key`, or None if there is none."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        """Write `data` at `key` and return the new etag.
+
+        `if_none_match=True` writes only if no object exists; `if_match=etag` only if the
+        current object has that etag. Otherwise the write is unconditional (last writer wins).
+        """
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under `prefix` (a folder path ending in '/'), recursively, sorted."""
+
+    @abstractmethod
+    def list_folders(self, prefix: str) -> list[str]:
+        """The names of the immediate sub-folders of `prefix` (no slashes), sorted."""
+
+    def get_json(self, key: str) -> Any | None:
+        """The decoded JSON at `key`, or None if there is no object."""
+        found = self.get(key)
+        return None if found is None else found.json()
+
+    def put_json(self, key: str, value: Any, **conditions: Any) -> str:
+        """Write `value` as compact UTF-8 JSON; conditions as for `put`."""
+        return self.put(key, json_bytes(value), **conditions)
+
+    def get_many(self, keys: Iterable[str], *, workers: int = 16) -> list[StoredObject | None]:
+        """`get` for each key, in order; concurrent, since S3 round trips dominate."""
+        keys = list(keys)
+        if len(keys) < 2:
+            return [self.get(key) for key in keys]
+        with ThreadPoolExecutor(max_workers=min(workers, len(keys))) as pool:
+            return list(pool.map(self.get, keys))
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON, the encoding of every JSON object in the store."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def join_key(*parts: str) -> str:
+    """Join key parts with '/', refusing empty, absolute or '..' segments."""
+    key = posixpath.join(*parts)
+    segments = key.split("/")
+    if key.startswith("/") or any(s in ("", ".", "..") for s in segments[:-1]) or segments[-1] in (".", ".."):
+        raise ValueError(f"unsafe store key: {key!r}")
+    return key

@@ -1,0 +1,111 @@
+"""`ObjectStore` in a local folder: the default for `make dev` and most tests."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from functions.errors import PreconditionFailed, StoreUnavailable
+from functions.store.base import ObjectStore, StoredObject, join_key
+
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+class LocalStore(ObjectStore):
+    """Objects as files under `root`; etags are SHA-256 digests of the content.
+
+    Writes are atomic (temporary file + rename). Conditional writes hold a thread lock and an
+    `flock` on ``<root>/.lock``, so threads and processes sharing the folder see S3's semantics.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).resolve()
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def get(self, key: str) -> StoredObject | None:
+        path = self._path(key)
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as error:
+            raise StoreUnavailable(f"cannot read {key}: {error.strerror}") from error
+        return StoredObject(data, _etag(data))
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        path = self._path(key)
+        if if_match is None and not if_none_match:
+            self._write(path, data)
+            return _etag(data)
+        with self._exclusive():
+            current = self.get(key)
+            if if_none_match and current is not None:
+                raise PreconditionFailed(f"{key} already exists")
+            if if_match is not None and (current is None or current.etag != if_match):
+                raise PreconditionFailed(f"{key} changed since it was read")
+            self._write(path, data)
+        return _etag(data)
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._folder(prefix)
+        if not base.is_dir():
+            return []
+        keys = []
+        for folder, _, files in os.walk(base):
+            for name in files:
+                if not name.startswith(".tmp-"):
+                    keys.append(Path(folder, name).relative_to(self.root).as_posix())
+        return sorted(keys)
+
+    def list_folders(self, prefix: str) -> list[str]:
+        base = self._folder(prefix)
+        if not base.is_dir():
+            return []
+        return sorted(entry.name for entry in base.iterdir() if entry.is_dir())
+
+    def _path(self, key: str) -> Path:
+        return self.root / join_key(key)
+
+    def _folder(self, prefix: str) -> Path:
+        prefix = prefix.strip("/")
+        return self.root / join_key(prefix) if prefix else self.root
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            raise StoreUnavailable(f"cannot write {path.relative_to(self.root)}: {error.strerror}") from error
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        with _LOCKS_GUARD:
+            lock = _LOCKS.setdefault(self.root, threading.Lock())
+        with lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with open(self.root / ".lock", "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _etag(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,103 @@
+"""`ObjectStore` on S3 or any S3-compatible endpoint (MinIO, a moto server).
+
+boto3 reads credentials, region and `AWS_ENDPOINT_URL` from the environment as usual, so the
+same code talks to AWS in Lambda and to a local endpoint in development. Conditional writes use
+S3's `If-None-Match: *` and `If-Match: <etag>` (S3 since 2024; moto 5 and MinIO support them).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from functions.errors import PreconditionFailed, StoreUnavailable
+from functions.store.base import ObjectStore, StoredObject, join_key
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+_CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+
+
+class S3Store(ObjectStore):
+    """Objects under ``s3://<bucket>/<prefix>/``; the boto3 client is made on first use."""
+
+    def __init__(self, bucket: str, prefix: str = "") -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self._client: Any = None
+        self._client_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"S3Store(bucket={self.bucket!r}, prefix={self.prefix!r})"
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
+                    self._client = boto3.client("s3", config=config)
+        return self._client
+
+    def get(self, key: str) -> StoredObject | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            data = response["Body"].read()
+        except Exception as error:  # noqa: BLE001 - botocore raises many types; classified below
+            if _code(error) in _MISSING:
+                return None
+            raise _unavailable("read", key, error) from error
+        return StoredObject(data, response["ETag"])
+
+    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        extra: dict[str, str] = {}
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        if if_match is not None:
+            extra["IfMatch"] = if_match
+        try:
+            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+        except Exception as error:  # noqa: BLE001
+            if extra and _code(error) in _CONFLICT:
+                raise PreconditionFailed(f"{key} changed or already exists") from error
+            raise _unavailable("write", key, error) from error
+        return response["ETag"]
+
+    def list_keys(self, prefix: str) -> list[str]:
+        keys = []
+        for page in self._pages(prefix):
+            keys.extend(self._relative(item["Key"]) for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def list_folders(self, prefix: str) -> list[str]:
+        names = []
+        for page in self._pages(prefix, Delimiter="/"):
+            names.extend(self._relative(item["Prefix"]).rstrip("/").rsplit("/", 1)[-1] for item in page.get("CommonPrefixes", []))
+        return sorted(names)
+
+    def _pages(self, prefix: str, **extra: str) -> list[dict[str, Any]]:
+        full = self._key(prefix.strip("/")) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            return list(paginator.paginate(Bucket=self.bucket, Prefix=full, **extra))
+        except Exception as error:  # noqa: BLE001
+            raise _unavailable("list", prefix, error) from error
+
+    def _key(self, key: str) -> str:
+        key = join_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full_key: str) -> str:
+        return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+
+def _code(error: Exception) -> str:
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def _unavailable(action: str, key: str, error: Exception) -> StoreUnavailable:
+    detail = _code(error) or type(error).__name__
+    return StoreUnavailable(f"model store: cannot {action} {key} ({detail})")

@@ -1,0 +1,89 @@
+"""The in-process queue of `make dev`: one worker thread, each job fitted in a child process.
+
+A child process keeps scikit-learn's CPU time and memory out of the API process (so /predict
+stays responsive and the memory of a fit is returned when it ends) and turns a crash, such
+as running out of memory, into a failed job instead of a dead server.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from functions.jobs import JobMessage, JobState, load_job, save_job
+from functions.settings import Settings
+from functions.store import ObjectStore
+from functions.train_queue.base import TrainQueue
+
+log = logging.getLogger(__name__)
+
+
+class LocalQueue(TrainQueue):
+    """FIFO of projects; a project waits at most once (a newer trigger replaces its message)."""
+
+    def __init__(self, settings: Settings, store: ObjectStore) -> None:
+        self.settings, self.store = settings, store
+        self._waiting: dict[str, JobMessage] = {}
+        self._order: deque[str] = deque()
+        self._running: JobMessage | None = None
+        self._changed = threading.Condition()
+        self._worker: threading.Thread | None = None
+
+    def send(self, message: JobMessage) -> str | None:
+        with self._changed:
+            replaced = self._waiting.get(message.project)
+            self._waiting[message.project] = message
+            if replaced is None:
+                self._order.append(message.project)
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="train-worker", daemon=True)
+                self._worker.start()
+            self._changed.notify_all()
+        return replaced.job_id if replaced else None
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no job waits or runs (for tests and shutdown); False on timeout."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._order and self._running is None, timeout)
+
+    def _work(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: bool(self._order))
+                message = self._waiting.pop(self._order.popleft())
+                self._running = message
+            try:
+                self._run(message)
+            finally:
+                with self._changed:
+                    self._running = None
+                    self._changed.notify_all()
+
+    def _run(self, message: JobMessage) -> None:
+        from functions.training import run_job
+
+        context = multiprocessing.get_context("spawn")
+        try:
+            with ProcessPoolExecutor(1, mp_context=context, initializer=_configure_child, initargs=(self.settings.log_level,)) as pool:
+                pool.submit(run_job, message, self.settings).result()
+        except BrokenProcessPool:
+            self._fail(message, "the training process died (out of memory?); see the server log")
+        except Exception as error:  # noqa: BLE001 - any failure must end as a failed job, not a dead worker
+            log.exception("job %s of project %s crashed", message.job_id, message.project)
+            self._fail(message, f"training failed: {type(error).__name__}: {error}")
+
+    def _fail(self, message: JobMessage, reason: str) -> None:
+        try:
+            job = load_job(self.store, message.project, message.job_id)
+            job.state, job.reason = JobState.FAILED, reason
+            save_job(self.store, job)
+        except Exception:  # noqa: BLE001
+            log.exception("could not record the failure of job %s", message.job_id)
+
+
+def _configure_child(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s train %(name)s: %(message)s")
