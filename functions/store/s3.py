@@ -42,8 +42,9 @@ class S3Store(ObjectStore):
         return self._client
 
     def get(self, key: str) -> StoredObject | None:
+        full_key = self._key(key)
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            response = self.client.get_object(Bucket=self.bucket, Key=full_key)
             data = response["Body"].read()
         except Exception as error:  # noqa: BLE001 - botocore raises many types; classified below
             if _code(error) in _MISSING:
@@ -52,13 +53,14 @@ class S3Store(ObjectStore):
         return StoredObject(data, response["ETag"])
 
     def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+        full_key = self._key(key)
         extra: dict[str, str] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
             extra["IfMatch"] = if_match
         try:
-            response = self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, **extra)
+            response = self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, **extra)
         except Exception as error:  # noqa: BLE001
             if extra and _code(error) in _CONFLICT:
                 raise PreconditionFailed(f"{key} changed or already exists") from error
@@ -78,7 +80,8 @@ class S3Store(ObjectStore):
         return sorted(names)
 
     def _pages(self, prefix: str, **extra: str) -> list[dict[str, Any]]:
-        full = self._key(prefix.strip("/")) + "/" if prefix.strip("/") else (self.prefix + "/" if self.prefix else "")
+        folder = prefix.strip("/")
+        full = self._key(folder) + "/" if folder else (self.prefix + "/" if self.prefix else "")
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             return list(paginator.paginate(Bucket=self.bucket, Prefix=full, **extra))

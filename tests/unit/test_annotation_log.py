@@ -1,0 +1,40 @@
+from functions import annotation_log
+from functions.store import LocalStore
+
+
+def annotation(id, label, updated, task=1, cancelled=False):
+    result = [] if label is None else [{"from_name": "topic", "to_name": "news", "type": "choices", "value": {"choices": [label]}}]
+    return {"id": id, "task": task, "result": result, "was_cancelled": cancelled, "updated_at": updated, "unique_id": "x"}
+
+
+def labels_in(log):
+    return {t["id"]: sorted((a["id"], (a["result"] or [{"value": {"choices": [None]}}])[0]["value"]["choices"][0]) for a in t["annotations"]) for t in log}
+
+
+def test_created_updated_replayed_out_of_order_keeps_the_newest(tmp_path):
+    store = LocalStore(tmp_path)
+    task = {"id": 1, "data": {"text": "hello"}}
+    annotation_log.record_annotation(store, "3", annotation(10, "A", "2026-01-01T00:00:02Z"), task)
+    annotation_log.record_annotation(store, "3", annotation(10, "B", "2026-01-01T00:00:01Z"), task)  # late, older
+    annotation_log.record_annotation(store, "3", annotation(11, None, "2026-01-01T00:00:03Z", cancelled=True), task)
+    annotation_log.record_annotation(store, "3", annotation(10, "A", "2026-01-01T00:00:02Z"), task)  # replay
+    log = annotation_log.read_log(store, "3")
+    assert log[0]["data"] == {"text": "hello"}
+    assert labels_in(log) == {1: [(10, "A"), (11, None)]}
+    assert log[0]["annotations"][1]["was_cancelled"] is True
+    assert "unique_id" not in log[0]["annotations"][0]
+
+
+def test_deletions_by_annotation_id_win_even_over_later_updates(tmp_path):
+    store = LocalStore(tmp_path)
+    for task_id, ann_id in [(1, 10), (2, 20)]:
+        annotation_log.record_annotation(store, "3", annotation(ann_id, "A", "2026-01-01T00:00:00Z", task=task_id), {"id": task_id, "data": {"text": "t"}})
+    assert annotation_log.record_deletions(store, "3", [{"id": 20}]) == 1
+    annotation_log.record_annotation(store, "3", annotation(20, "B", "2026-01-02T00:00:00Z", task=2), None)
+    assert labels_in(annotation_log.read_log(store, "3")) == {1: [(10, "A")], 2: []}
+
+
+def test_projects_are_separate(tmp_path):
+    store = LocalStore(tmp_path)
+    annotation_log.record_annotation(store, "3", annotation(1, "A", "2026-01-01T00:00:00Z"), {"id": 1, "data": {"text": "t"}})
+    assert annotation_log.read_log(store, "4") == []
