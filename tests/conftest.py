@@ -67,6 +67,18 @@ def gold_label(task: dict[str, Any], control: str = "topic") -> str:
     raise KeyError(control)
 
 
+def annotation_created(task: dict[str, Any], project: int, label_config: str) -> dict[str, Any]:
+    """The ANNOTATION_CREATED webhook body Label Studio 1.23 would send for an export-format task."""
+    annotation = dict(task["annotations"][0])
+    annotation.setdefault("task", task["id"])
+    return {
+        "action": "ANNOTATION_CREATED",
+        "annotation": annotation,
+        "project": {"id": project, "label_config": label_config},
+        "task": {"id": task["id"], "data": task["data"]},
+    }
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(model_store_uri=f"file://{tmp_path / 'store'}", pointer_ttl_seconds=0.2)

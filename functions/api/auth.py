@@ -43,8 +43,12 @@ def _credentials(header: str) -> tuple[str, str]:
     if scheme.lower() != "basic":
         return "", ""
     try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+        raw = base64.b64decode(value.strip(), validate=True)
+    except binascii.Error:
         return "", ""
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        decoded = raw.decode("latin-1")  # python-requests (Label Studio's client) encodes str credentials as latin-1
     user, _, password = decoded.partition(":")
     return user, password

@@ -1,0 +1,81 @@
+"""Training jobs through the API: failures are recorded with reasons and never move the
+serving pointer; repeated triggers collapse; the report counts what was used and dropped."""
+
+from __future__ import annotations
+
+from tests.conftest import annotation_created, sample_config, sample_tasks, wait_for_job, wait_for_version
+
+CONFIG = sample_config()
+
+
+def train(client, tasks, project="4.1"):
+    reply = client.post("/train", json={"annotations": tasks, "project": project, "label_config": CONFIG})
+    assert reply.status_code == 201, reply.text
+    return reply.json()["job"]
+
+
+def test_a_successful_job_reports_its_source_counts_and_version(client):
+    tasks = sample_tasks()
+    tasks[0]["annotations"][0]["was_cancelled"] = True
+    tasks[1]["annotations"][0]["result"] = []
+    tasks[2]["data"] = {"other": "x"}
+    job = wait_for_job(client, "4", train(client, tasks))
+    assert job["state"] == "succeeded" and job["version"] == "p4-v1" and job["reason"] is None
+    report = job["report"]
+    assert report["source"] == "request" and report["tasks_seen"] == 32
+    assert report["dropped"] == {"skipped": 1, "empty": 1}
+    assert report["controls"]["topic"]["examples"] == 29 and report["controls"]["topic"]["dropped"] == {"no_text": 1}
+    assert sum(report["controls"]["topic"]["labels"].values()) == 29
+    assert client.get("/versions", params={"project": 4}).json() == {"versions": ["p4-v1"]}
+
+
+def test_one_label_fails_the_job_with_a_reason_and_keeps_the_serving_version(client):
+    wait_for_job(client, "4", train(client, sample_tasks()))
+    only_sport = [t for t in sample_tasks() if t["annotations"][0]["result"][0]["value"]["choices"] == ["Sport"]]
+    job = wait_for_job(client, "4", train(client, only_sport))
+    assert job["state"] == "failed"
+    assert "at least 2 different labels, found only 'Sport' in 8 usable task(s)" in job["reason"]
+    assert job["report"]["controls"]["topic"]["labels"] == {"Sport": 8}
+    assert client.post("/setup", json={"project": "4.1", "schema": CONFIG}).json() == {"model_version": "p4-v1"}
+
+
+def test_a_crashed_training_is_recorded_and_never_moves_the_pointer(client):
+    wait_for_job(client, "4", train(client, sample_tasks()))
+    job_id = train(client, sample_tasks())
+    store = client.app.state.services.store
+    store.put(f"projects/4/requests/{job_id}.json", b"\x00 not json")  # corrupt the staged body
+    job = wait_for_job(client, "4", job_id)
+    assert job["state"] == "failed" and job["reason"].startswith("training failed: JSONDecodeError")
+    assert client.post("/setup", json={"project": "4.1", "schema": CONFIG}).json() == {"model_version": "p4-v1"}
+
+
+def test_repeated_triggers_while_a_job_runs_collapse_into_the_newest(client):
+    for task in sample_tasks():
+        client.post("/webhook", json=annotation_created(task, 4, CONFIG))
+    first = train(client, sample_tasks())
+    start = {"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}
+    second, third = (client.post("/webhook", json=start).json()["job"] for _ in range(2))
+    assert wait_for_job(client, "4", first)["state"] == "succeeded"
+    superseded = wait_for_job(client, "4", second)
+    assert superseded["state"] == "superseded" and third in superseded["reason"]
+    last = wait_for_job(client, "4", third)
+    assert last["state"] == "succeeded" and last["version"] == "p4-v2"
+    assert last["report"]["source"] == "annotation_log" and last["report"]["controls"]["topic"]["examples"] == 32
+    jobs = client.get("/projects/4/jobs").json()["jobs"]
+    assert [j["job_id"] for j in jobs] == [third, second, first]
+
+
+def test_webhook_deletions_remove_annotations_from_the_next_training(client):
+    tasks = sample_tasks()
+    for task in tasks:
+        client.post("/webhook", json=annotation_created(task, 4, CONFIG))
+    weather_ids = [t["annotations"][0]["id"] for t in tasks if t["annotations"][0]["result"][0]["value"]["choices"] == ["Weather"]]
+    client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 4}, "annotations": [{"id": i} for i in weather_ids]})
+    job = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}).json()["job"]
+    report = wait_for_job(client, "4", job)["report"]
+    assert report["controls"]["topic"]["labels"] == {"Politics": 8, "Technology": 8, "Sport": 8}
+    assert report["dropped"] == {"empty": 8}
+    version = wait_for_version(client, "4.1", CONFIG, "untrained")
+    reply = client.post("/predict", json={"tasks": [{"data": {"text": "heavy rain and snow"}}], "project": "4.1", "label_config": CONFIG})
+    assert reply.json()["results"][0]["model_version"] == version
+    assert reply.json()["results"][0]["result"][0]["value"]["choices"] != ["Weather"]
