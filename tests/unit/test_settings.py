@@ -1,0 +1,20 @@
+import re
+
+from functions.settings import Settings
+from tests.conftest import ROOT
+
+
+def test_settings_come_from_upper_case_environment_variables(monkeypatch):
+    monkeypatch.setenv("MODEL_STORE_URI", "s3://bucket/prefix")
+    monkeypatch.setenv("LR_C", "2.5")
+    monkeypatch.setenv("BASIC_AUTH_PASS", "hunter2")
+    monkeypatch.setenv("COLD_START", "true")
+    settings = Settings()
+    assert (settings.model_store_uri, settings.lr_c, settings.cold_start) == ("s3://bucket/prefix", 2.5, True)
+    assert settings.basic_auth_pass.get_secret_value() == "hunter2" and "hunter2" not in repr(settings)
+
+
+def test_the_readme_documents_every_setting():
+    readme = (ROOT / "README.md").read_text()
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.M))
+    assert documented == {name.upper() for name in Settings.model_fields}
