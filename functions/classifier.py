@@ -6,7 +6,6 @@ Importing this module imports scikit-learn (~1 s): only the training path and th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -15,16 +14,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from functions.errors import TrainingDataError
+from functions.settings import ModelParams
 
-
-@dataclass(frozen=True)
-class ModelParams:
-    """Hyper-parameters of the pipeline (from `Settings`)."""
-
-    ngram_max: int = 3
-    min_df: int = 1
-    c: float = 10.0
-    max_iter: int = 1000
+__all__ = ["ModelParams", "TextClassifier", "build_pipeline", "fit", "fit_on_label_names"]
 
 
 class TextClassifier:

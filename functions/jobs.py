@@ -2,8 +2,9 @@
 
 The message names a job (``{"project": "12", "job_id": "…"}``, well under SQS's 256 KiB);
 the record ``projects/<id>/jobs/<job_id>.json`` holds what the job needs and what became of it.
-States: queued → running → succeeded | failed. A queued job that a newer trigger for the
-same project replaced before it ran ends as superseded.
+States: queued → running → succeeded | failed, or superseded: a queued job that finds a newer
+queued request of its project when its turn comes leaves the training to that one (it will
+see the same annotations and more).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ class Job(BaseModel):
 
     Attributes:
         source: ``annotation_log`` (START_TRAINING webhook) or ``request`` (a staged /train body).
+        trigger_digest: equal for requests that would train on the same data with the same
+            settings (repeated triggers).
+        dedup_id: the queue message's deduplication id (the digest; salted for a retry).
         label_config: the project's label config when the job was requested.
         request_key: store key of the staged /train body, for ``source == "request"``.
         version: the published model version, once succeeded.
@@ -64,6 +68,8 @@ class Job(BaseModel):
     project: str
     state: JobState = JobState.QUEUED
     source: str
+    trigger_digest: str = ""
+    dedup_id: str = ""
     label_config: str
     request_key: str | None = None
     created_at: str = Field(default_factory=lambda: now())
@@ -96,6 +102,13 @@ def load_job(store: ObjectStore, project: str, job_id: str) -> Job:
     if found is None:
         raise NotFound(f"project {project} has no training job {job_id}")
     return Job.model_validate_json(found.data)
+
+
+def newest_job(store: ObjectStore, project: str) -> Job | None:
+    """The project's most recently created job record, or None."""
+    newest = store.list_keys(keys.jobs_prefix(project))[-1:]
+    found = store.get(newest[0]) if newest else None
+    return Job.model_validate_json(found.data) if found else None
 
 
 def list_jobs(store: ObjectStore, project: str, limit: int = 50) -> list[Job]:

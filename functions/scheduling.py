@@ -1,51 +1,84 @@
 """Ask for a training: record the job, stage what it needs, queue it. Never trains here.
 
 Called by /webhook START_TRAINING and /train; both must answer Label Studio at once.
+
+Repeated triggers collapse. A request that would train on the same data with the same settings
+as the project's newest job (same `trigger_digest`) returns that job while it is queued, running
+or succeeded; after a failure it makes a new job. The job's `dedup_id` (the digest, salted with
+the failed job's id for a retry) is the SQS message deduplication id, so identical requests
+racing past this check still make one message.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from typing import Any, Mapping
 
-from functions import keys
+from functions import annotation_log, keys
 from functions.ids import new_job_id
-from functions.jobs import Job, JobState, load_job, save_job
+from functions.jobs import Job, JobState, newest_job, save_job
 from functions.label_config import parse_label_config
+from functions.settings import Settings
 from functions.store import ObjectStore
 from functions.train_queue import TrainQueue
 from functions.training import SOURCE_LOG, SOURCE_REQUEST
 
 log = logging.getLogger(__name__)
 
+# Label Studio 1.23's START_TRAINING project object: these counters change with the annotations.
+PROJECT_COUNTERS = ("total_annotations_number", "useful_annotation_number", "skipped_annotations_number", "ground_truth_number")
+
 
 def request_training(
-    store: ObjectStore, queue: TrainQueue, project: str, label_config: str, staged_body: bytes | None = None
+    store: ObjectStore,
+    queue: TrainQueue,
+    settings: Settings,
+    project: str,
+    label_config: str,
+    *,
+    staged_body: bytes | None = None,
+    project_state: Mapping[str, Any] | None = None,
 ) -> Job:
-    """Queue a training job for `project` and return its record (state ``queued``).
+    """Queue a training job for `project` (or find the identical one) and return its record.
 
-    With `staged_body` (a /train request's raw JSON), the job trains on the tasks in it;
-    without, on the project's annotation log. A job of the same project still waiting in the
-    queue is superseded by this one.
+    With `staged_body` (a /train request's raw JSON) the job trains on the tasks in it; without,
+    on the project's annotation log. `project_state` is the webhook's project object, whose
+    annotation counters tell apart triggers that Label Studio sent for different data.
 
     Raises:
-        UnsupportedLabelConfig: the label config has no control to train (checked up front so
-            Label Studio's user sees the reason at once).
+        UnsupportedLabelConfig: the label config has no control to train (checked up front, so
+            the user sees the reason at once).
     """
     parse_label_config(label_config).require_controls()
-    job = Job(job_id=new_job_id(), project=project, label_config=label_config, source=SOURCE_LOG)
+    source = SOURCE_LOG if staged_body is None else SOURCE_REQUEST
+    if staged_body is None:
+        data_state = annotation_log.log_state(store, project) + json.dumps([(project_state or {}).get(k) for k in PROJECT_COUNTERS])
+    else:
+        data_state = hashlib.sha256(staged_body).hexdigest()
+    digest = _digest(project, source, label_config, data_state, repr(settings.model_params()))
+    dedup_id = digest
+
+    newest = newest_job(store, project)
+    if newest and newest.trigger_digest == digest:
+        if newest.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
+            log.info("project %s: identical training request collapsed into job %s", project, newest.job_id)
+            return newest
+        dedup_id = _digest(digest, newest.job_id)  # retrying after a failure: a new message
+
+    job = Job(
+        job_id=new_job_id(), project=project, label_config=label_config, source=source,
+        trigger_digest=digest, dedup_id=dedup_id,
+    )
     if staged_body is not None:
-        job.source, job.request_key = SOURCE_REQUEST, keys.staged_request(project, job.job_id)
+        job.request_key = keys.staged_request(project, job.job_id)
         store.put(job.request_key, staged_body)
     save_job(store, job)
-    replaced = queue.send(job.message())
-    if replaced:
-        _supersede(store, project, replaced, job.job_id)
+    queue.send(job.message(), job.dedup_id)
     log.info("project %s: training job %s queued (%s)", project, job.job_id, job.source)
     return job
 
 
-def _supersede(store: ObjectStore, project: str, job_id: str, by: str) -> None:
-    old = load_job(store, project, job_id)
-    if old.state == JobState.QUEUED:
-        old.state, old.reason = JobState.SUPERSEDED, f"replaced by job {by}, queued before this one started"
-        save_job(store, old)
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()

@@ -79,13 +79,13 @@ class ModelCache:
         with self._lock:
             if key in self._models:
                 return self._models[key]
-        from functions.classifier import ModelParams, fit_on_label_names
+        from functions.classifier import fit_on_label_names
         from functions.errors import TrainingDataError
 
         models, labels = {}, {}
         for control in config.controls:
             try:
-                classifier = fit_on_label_names(control.labels, ModelParams(c=self.settings.lr_c))
+                classifier = fit_on_label_names(control.labels, self.settings.model_params())
             except TrainingDataError:
                 continue
             models[control.name], labels[control.name] = classifier.pipeline, classifier.classes

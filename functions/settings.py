@@ -7,11 +7,22 @@ a `Settings(...)` directly.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Hyper-parameters of the TF-IDF + logistic regression pipeline."""
+
+    ngram_max: int = 3
+    min_df: int = 1
+    c: float = 10.0
+    max_iter: int = 1000
 
 
 class Settings(BaseSettings):
@@ -50,6 +61,10 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="`make dev` listen address (0.0.0.0 to reach it from a Label Studio container).")
     port: int = Field(9090, ge=1, le=65535, description="`make dev` port.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
+
+
+    def model_params(self) -> ModelParams:
+        return ModelParams(self.tfidf_ngram_max, self.tfidf_min_df, self.lr_c, self.lr_max_iter)
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,7 @@ from typing import Any
 from functions import annotation_log, versions
 from functions.dataset import TrainingSet, build_training_set
 from functions.errors import TrainingDataError, UnsupportedLabelConfig
-from functions.jobs import FINISHED, Job, JobMessage, JobState, load_job, save_job
+from functions.jobs import FINISHED, Job, JobMessage, JobState, list_jobs, load_job, save_job
 from functions.label_config import parse_label_config
 from functions.settings import Settings
 from functions.store import ObjectStore, open_store
@@ -28,13 +28,18 @@ SOURCE_REQUEST = "request"
 def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None = None) -> Job:
     """Execute the job `message` names and return its final record.
 
-    A job already finished (a redelivered message) is returned unchanged.
+    A job already finished (a redelivered message) is returned unchanged. A job that finds a
+    newer queued request of its project (for other data) leaves the training to it: superseded.
     """
     store = store or open_store(settings.model_store_uri)
     job = load_job(store, message.project, message.job_id)
     if job.state in FINISHED:
         log.info("job %s of project %s is already %s; nothing to do", job.job_id, job.project, job.state.value)
         return job
+    recent = list_jobs(store, job.project)
+    newer = next((j for j in recent if j.job_id > job.job_id and j.state == JobState.QUEUED and j.trigger_digest != job.trigger_digest), None)
+    if newer is not None:
+        return _supersede(store, job, newer.job_id, "a newer training request of this project is queued")
     job.state, job.reason = JobState.RUNNING, None
     save_job(store, job)
     try:
@@ -44,6 +49,16 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
         job.state, job.reason = JobState.FAILED, str(error)
         job.report = getattr(error, "report", None) or job.report
     log.info("job %s of project %s %s %s", job.job_id, job.project, job.state.value, job.version or job.reason)
+    save_job(store, job)
+    for twin in recent:  # identical requests that raced past the API's check
+        if twin.job_id != job.job_id and twin.state == JobState.QUEUED and twin.trigger_digest == job.trigger_digest:
+            _supersede(store, twin, job.job_id, "an identical training request ran")
+    return job
+
+
+def _supersede(store: ObjectStore, job: Job, by: str, why: str) -> Job:
+    job.state, job.reason = JobState.SUPERSEDED, f"{why}: job {by}"
+    log.info("job %s of project %s superseded by %s", job.job_id, job.project, by)
     return save_job(store, job)
 
 
@@ -56,14 +71,14 @@ def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple
     """
     from threadpoolctl import threadpool_limits
 
-    from functions.classifier import ModelParams, fit
+    from functions.classifier import fit
 
     config = parse_label_config(job.label_config)
     config.require_controls()
     started = time.monotonic()
     training_set = build_training_set(_gather_tasks(store, job), config)
     report: dict[str, Any] = {"source": job.source} | training_set.report()
-    params = ModelParams(settings.tfidf_ngram_max, settings.tfidf_min_df, settings.lr_c, settings.lr_max_iter)
+    params = settings.model_params()
 
     models: dict[str, Any] = {}
     labels: dict[str, list[str]] = {}

@@ -11,6 +11,6 @@ class TrainQueue(ABC):
     """Hands training jobs to a worker. Jobs of one project run one at a time."""
 
     @abstractmethod
-    def send(self, message: JobMessage) -> str | None:
-        """Queue `message`. Returns the id of a still-waiting job of the same project that this
-        one replaces (repeated triggers collapse into the newest), or None."""
+    def send(self, message: JobMessage, dedup_id: str) -> None:
+        """Queue `message`. Messages with the same `dedup_id` sent within a few minutes may be
+        delivered once (SQS FIFO deduplication)."""

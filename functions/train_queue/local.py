@@ -2,7 +2,8 @@
 
 A child process keeps scikit-learn's CPU time and memory out of the API process (so /predict
 stays responsive and the memory of a fit is returned when it ends) and turns a crash, such
-as running out of memory, into a failed job instead of a dead server.
+as running out of memory, into a failed job instead of a dead server. Jobs run one at a time,
+in the order they were sent.
 """
 
 from __future__ import annotations
@@ -23,44 +24,39 @@ log = logging.getLogger(__name__)
 
 
 class LocalQueue(TrainQueue):
-    """FIFO of projects; a project waits at most once (a newer trigger replaces its message)."""
+    """A FIFO of job messages consumed by one daemon thread, started by the first `send`."""
 
     def __init__(self, settings: Settings, store: ObjectStore) -> None:
         self.settings, self.store = settings, store
-        self._waiting: dict[str, JobMessage] = {}
-        self._order: deque[str] = deque()
-        self._running: JobMessage | None = None
+        self._messages: deque[JobMessage] = deque()
+        self._busy = False
         self._changed = threading.Condition()
         self._worker: threading.Thread | None = None
 
-    def send(self, message: JobMessage) -> str | None:
+    def send(self, message: JobMessage, dedup_id: str) -> None:
         with self._changed:
-            replaced = self._waiting.get(message.project)
-            self._waiting[message.project] = message
-            if replaced is None:
-                self._order.append(message.project)
+            self._messages.append(message)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="train-worker", daemon=True)
                 self._worker.start()
             self._changed.notify_all()
-        return replaced.job_id if replaced else None
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until no job waits or runs (for tests and shutdown); False on timeout."""
         with self._changed:
-            return self._changed.wait_for(lambda: not self._order and self._running is None, timeout)
+            return self._changed.wait_for(lambda: not self._messages and not self._busy, timeout)
 
     def _work(self) -> None:
         while True:
             with self._changed:
-                self._changed.wait_for(lambda: bool(self._order))
-                message = self._waiting.pop(self._order.popleft())
-                self._running = message
+                self._changed.wait_for(lambda: bool(self._messages))
+                message = self._messages.popleft()
+                self._busy = True
             try:
                 self._run(message)
             finally:
                 with self._changed:
-                    self._running = None
+                    self._busy = False
                     self._changed.notify_all()
 
     def _run(self, message: JobMessage) -> None:

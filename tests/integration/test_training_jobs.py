@@ -3,6 +3,8 @@ serving pointer; repeated triggers collapse; the report counts what was used and
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import annotation_created, sample_config, sample_tasks, wait_for_job, wait_for_version
 
 CONFIG = sample_config()
@@ -41,7 +43,7 @@ def test_one_label_fails_the_job_with_a_reason_and_keeps_the_serving_version(cli
 
 def test_a_crashed_training_is_recorded_and_never_moves_the_pointer(client):
     wait_for_job(client, "4", train(client, sample_tasks()))
-    job_id = train(client, sample_tasks())
+    job_id = train(client, sample_tasks()[:-1])
     store = client.app.state.services.store
     store.put(f"projects/4/requests/{job_id}.json", b"\x00 not json")  # corrupt the staged body
     job = wait_for_job(client, "4", job_id)
@@ -49,20 +51,39 @@ def test_a_crashed_training_is_recorded_and_never_moves_the_pointer(client):
     assert client.post("/setup", json={"project": "4.1", "schema": CONFIG}).json() == {"model_version": "p4-v1"}
 
 
-def test_repeated_triggers_while_a_job_runs_collapse_into_the_newest(client):
+def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_one(client):
     for task in sample_tasks():
         client.post("/webhook", json=annotation_created(task, 4, CONFIG))
-    first = train(client, sample_tasks())
     start = {"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}
-    second, third = (client.post("/webhook", json=start).json()["job"] for _ in range(2))
+    first = train(client, sample_tasks())
+    while client.get(f"/projects/4/jobs/{first}").json()["state"] == "queued":
+        time.sleep(0.02)  # the worker is now busy with `first` for about a second
+    second = client.post("/webhook", json=start).json()["job"]
+    assert client.post("/webhook", json=start).json()["job"] == second  # same data, same settings
+
+    relabelled = annotation_created(sample_tasks()[0], 4, CONFIG)
+    relabelled["annotation"]["updated_at"] = "2026-11-02T00:00:00Z"
+    client.post("/webhook", json=relabelled | {"action": "ANNOTATION_UPDATED"})
+    third = client.post("/webhook", json=start).json()["job"]
+    assert third != second
+
     assert wait_for_job(client, "4", first)["state"] == "succeeded"
     superseded = wait_for_job(client, "4", second)
     assert superseded["state"] == "superseded" and third in superseded["reason"]
     last = wait_for_job(client, "4", third)
     assert last["state"] == "succeeded" and last["version"] == "p4-v2"
     assert last["report"]["source"] == "annotation_log" and last["report"]["controls"]["topic"]["examples"] == 32
+    assert client.post("/webhook", json=start).json()["job"] == third  # nothing changed since: nothing to do
     jobs = client.get("/projects/4/jobs").json()["jobs"]
     assert [j["job_id"] for j in jobs] == [third, second, first]
+
+
+def test_a_failed_request_sent_again_is_a_new_job(client):
+    only_sport = [t for t in sample_tasks() if t["annotations"][0]["result"][0]["value"]["choices"] == ["Sport"]]
+    first = train(client, only_sport)
+    assert wait_for_job(client, "4", first)["state"] == "failed"
+    second = train(client, only_sport)
+    assert second != first and wait_for_job(client, "4", second)["state"] == "failed"
 
 
 def test_webhook_deletions_remove_annotations_from_the_next_training(client):

@@ -33,7 +33,7 @@ async def train(request: Request, services: ServicesDep) -> JobReply:
     except ValueError as error:
         raise InvalidRequest(f"/train expects Label Studio's JSON {{annotations, project, label_config}}: {_first_line(error)}") from error
     project = project_id(body.project)
-    job = request_training(services.store, services.queue, project, body.label_config, staged_body=raw)
+    job = request_training(services.store, services.queue, services.settings, project, body.label_config, staged_body=raw)
     return job_reply(project, job.job_id)
 
 
