@@ -6,15 +6,20 @@ import logging
 
 import uvicorn
 
+from functions.logs import configure_logging
 from functions.settings import get_settings
 
 
 def main() -> None:
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger(__name__).info("model store: %s", settings.model_store_uri)
+    configure_logging(settings.log_level)
+    logging.getLogger(__name__).info("model store: %s, training queue: %s", settings.model_store_uri, settings.train_queue)
     uvicorn.run(
-        "functions.api.app:create_app", factory=True, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        "functions.api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
     )
 
 

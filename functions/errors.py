@@ -31,6 +31,12 @@ class StoreUnavailable(BackendError):
     status_code = 503
 
 
+class QueueUnavailable(BackendError):
+    """The training queue could not be reached (transient)."""
+
+    status_code = 503
+
+
 class PreconditionFailed(BackendError):
     """A conditional write lost a race: the object changed (or appeared) since it was read."""
 

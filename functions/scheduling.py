@@ -75,7 +75,12 @@ def request_training(
         job.request_key = keys.staged_request(project, job.job_id)
         store.put(job.request_key, staged_body)
     save_job(store, job)
-    queue.send(job.message(), job.dedup_id)
+    try:
+        queue.send(job.message(), job.dedup_id)
+    except Exception as error:
+        job.state, job.reason = JobState.FAILED, f"could not queue the job: {error}"
+        save_job(store, job)
+        raise
     log.info("project %s: training job %s queued (%s)", project, job.job_id, job.source)
     return job
 

@@ -34,8 +34,13 @@ class Settings(BaseSettings):
         "file://.model-store",
         description="Where models, annotation logs and job records live: file://<folder> or s3://<bucket>[/<prefix>].",
     )
-    train_queue_url: str | None = Field(
-        None, description="SQS FIFO queue URL for training jobs; unset = in-process worker (local)."
+    train_queue: str = Field(
+        "local",
+        description="Where training jobs go: `local` (in-process worker), an SQS FIFO queue URL or name, "
+        "or `none` (jobs wait in the store for a train function invoked by hand).",
+    )
+    train_max_attempts: int = Field(
+        3, ge=1, description="Deliveries of a training message before it is dead-lettered (the queue's maxReceiveCount)."
     )
 
     basic_auth_user: str | None = Field(None, description="HTTP Basic user required on every endpoint (unset = no auth).")

@@ -1,17 +1,29 @@
-"""Training queues: in-process locally, SQS FIFO in the cloud (picked by TRAIN_QUEUE_URL)."""
+"""Training queues, picked by TRAIN_QUEUE: `local` (in-process worker), an SQS FIFO queue, or
+`none` (jobs stay queued in the store until a train function is invoked for them)."""
 
 from __future__ import annotations
 
+from functions.jobs import JobMessage
 from functions.settings import Settings
 from functions.store import ObjectStore
 from functions.train_queue.base import TrainQueue
 from functions.train_queue.local import LocalQueue
+from functions.train_queue.sqs import SqsQueue
 
-__all__ = ["TrainQueue", "LocalQueue", "open_queue"]
+__all__ = ["TrainQueue", "LocalQueue", "SqsQueue", "StoreOnlyQueue", "open_queue"]
+
+
+class StoreOnlyQueue(TrainQueue):
+    """Sends nothing: the job record waits in the store (`sls invoke local -f train` runs it)."""
+
+    def send(self, message: JobMessage, dedup_id: str) -> None:
+        return None
 
 
 def open_queue(settings: Settings, store: ObjectStore) -> TrainQueue:
-    """The queue the settings name: SQS when TRAIN_QUEUE_URL is set, else the local worker."""
-    if settings.train_queue_url:
-        raise NotImplementedError("the SQS queue comes with the deployment (issue 3)")
-    return LocalQueue(settings, store)
+    """The queue TRAIN_QUEUE names."""
+    if settings.train_queue == "local":
+        return LocalQueue(settings, store)
+    if settings.train_queue == "none":
+        return StoreOnlyQueue()
+    return SqsQueue(settings.train_queue)

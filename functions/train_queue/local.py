@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from functions.jobs import JobMessage, JobState, load_job, save_job
+from functions.logs import configure_logging
 from functions.settings import Settings
 from functions.store import ObjectStore
 from functions.train_queue.base import TrainQueue
@@ -82,4 +83,4 @@ class LocalQueue(TrainQueue):
 
 
 def _configure_child(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s train %(name)s: %(message)s")
+    configure_logging(level)

@@ -1,0 +1,1 @@
+"""The train Lambda function: SQS FIFO records → training jobs."""
