@@ -2,6 +2,7 @@
 calls them before every prediction, with 1 s and 3 s timeouts)."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -32,4 +33,30 @@ def test_health_and_setup_do_not_import_scikit_learn(tmp_path):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["health"]["status"] == "UP"
     assert result["setup"] == {"model_version": "p9-v3"}
+    assert result["sklearn"] == []
+
+
+HANDLER_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from functions.api.handler import handler
+
+    event = json.load(open(sys.argv[1]))
+    reply = handler(event, None)
+    print(json.dumps({"reply": reply, "sklearn": [m for m in sys.modules if m.startswith("sklearn")]}))
+    """
+)
+
+
+def test_the_lambda_api_handler_answers_health_cold_without_scikit_learn(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_STORE", "TRAIN_QUEUE", "BASIC_AUTH"))}
+    env["MODEL_STORE_URI"] = f"file://{tmp_path}"
+    done = subprocess.run(
+        [sys.executable, "-c", HANDLER_SCRIPT, str(ROOT / "events" / "http_health.json")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["reply"]["statusCode"] == 200
+    assert json.loads(result["reply"]["body"])["status"] == "UP"
     assert result["sklearn"] == []
