@@ -1,7 +1,8 @@
-"""The text classifier: TF-IDF word n-grams + logistic regression. No I/O happens here.
+"""The text classifiers: TF-IDF word n-grams + logistic regression. No I/O happens here.
 
-Importing this module imports scikit-learn (~1 s): only the training path and the first
-/predict of a process import it, never /health or /setup.
+Single-label controls use one multinomial logistic regression; multi-label controls
+(``choice="multiple"``) one binary logistic regression per label (one-vs-rest). Importing
+this module imports scikit-learn (~1 s): only training and the first /predict of a process do.
 """
 
 from __future__ import annotations
@@ -11,61 +12,68 @@ from typing import Sequence
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MultiLabelBinarizer
 
 from functions.errors import TrainingDataError
 from functions.settings import ModelParams
 
-__all__ = ["ModelParams", "TextClassifier", "build_pipeline", "fit", "fit_on_label_names"]
+__all__ = ["ModelParams", "TextClassifier", "build_pipeline", "fit", "fit_multilabel", "fit_on_label_names", "require_two_labels"]
 
 
 class TextClassifier:
-    """A fitted single-label pipeline and its classes.
+    """A fitted pipeline and its classes, in the column order of `predict_proba`.
 
-    `classes` comes from the fitted model (``LogisticRegression.classes_``), the one source of
-    truth for the column order of `predict_proba`; it is stored beside the model as labels.json.
+    For single-label models the classes come from the fitted model (``classes_``); for
+    multi-label ones from the label binarizer. They are stored beside the model (labels.json).
     """
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, classes: Sequence[str], multilabel: bool = False) -> None:
         self.pipeline = pipeline
-        self.classes: list[str] = [str(c) for c in pipeline.classes_]
+        self.classes = [str(c) for c in classes]
+        self.multilabel = multilabel
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities, shape (len(texts), len(classes)), rows summing to 1."""
+        """Shape (len(texts), len(classes)). Rows sum to 1 for single-label models; multi-label
+        columns are independent probabilities."""
         return self.pipeline.predict_proba(list(texts))
 
 
-def build_pipeline(params: ModelParams) -> Pipeline:
+def build_pipeline(params: ModelParams, multilabel: bool = False) -> Pipeline:
     """An unfitted ``TfidfVectorizer(ngram_range=(1, n)) → LogisticRegression(C)`` pipeline."""
+    logreg = LogisticRegression(C=params.c, max_iter=params.max_iter)
     return Pipeline(
         [
             ("tfidf", TfidfVectorizer(ngram_range=(1, params.ngram_max), min_df=params.min_df)),
-            ("logreg", LogisticRegression(C=params.c, max_iter=params.max_iter)),
+            ("logreg", OneVsRestClassifier(logreg) if multilabel else logreg),
         ]
     )
 
 
 def fit(texts: Sequence[str], labels: Sequence[str], params: ModelParams) -> TextClassifier:
-    """Fit a classifier on `texts` (n_samples strings) labelled `labels` (n_samples strings).
+    """Fit a single-label classifier on `texts` (n_samples strings) labelled `labels` (n_samples).
 
     Raises:
         TrainingDataError: fewer than 2 distinct labels, or `min_df` leaves no vocabulary.
     """
-    distinct = sorted(set(labels))
-    if len(distinct) < 2:
-        found = f"only {distinct[0]!r}" if distinct else "none"
-        raise TrainingDataError(
-            f"training needs annotated tasks of at least 2 different labels, found {found} "
-            f"in {len(labels)} usable task(s); annotate tasks of another label and train again"
-        )
-    pipeline = build_pipeline(params)
-    try:
-        pipeline.fit(list(texts), list(labels))
-    except ValueError as error:
-        if "vocabulary" in str(error):
-            raise TrainingDataError(f"the texts give no usable words ({error}); lower TFIDF_MIN_DF") from error
-        raise
-    return TextClassifier(pipeline)
+    require_two_labels(labels, len(labels))
+    pipeline = _fit(build_pipeline(params), texts, list(labels))
+    return TextClassifier(pipeline, pipeline.classes_)
+
+
+def fit_multilabel(texts: Sequence[str], targets: Sequence[Sequence[str]], params: ModelParams) -> TextClassifier:
+    """Fit a one-vs-rest classifier; ``targets[i]`` is the tuple of labels of ``texts[i]``.
+
+    Raises:
+        TrainingDataError: fewer than 2 distinct labels overall, or no vocabulary.
+    """
+    labels = sorted({label for target in targets for label in target})
+    require_two_labels(labels, len(targets))
+    binarizer = MultiLabelBinarizer(classes=labels)
+    matrix = binarizer.fit_transform(targets)
+    pipeline = _fit(build_pipeline(params, multilabel=True), texts, matrix)
+    return TextClassifier(pipeline, labels, multilabel=True)
 
 
 def fit_on_label_names(labels: Sequence[str], params: ModelParams) -> TextClassifier:
@@ -74,3 +82,23 @@ def fit_on_label_names(labels: Sequence[str], params: ModelParams) -> TextClassi
     Its predictions are close to uniform guesses; it exists only behind the COLD_START setting.
     """
     return fit(list(labels), list(labels), ModelParams(ngram_max=1, c=params.c, max_iter=params.max_iter))
+
+
+def require_two_labels(labels: Sequence[str], examples: int) -> None:
+    """Raise TrainingDataError unless `labels` (of `examples` tasks) hold 2 distinct values."""
+    distinct = sorted(set(labels))
+    if len(distinct) < 2:
+        found = f"only {distinct[0]!r}" if distinct else "none"
+        raise TrainingDataError(
+            f"training needs annotated tasks of at least 2 different labels, found {found} "
+            f"in {examples} usable task(s); annotate tasks of another label and train again"
+        )
+
+
+def _fit(pipeline: Pipeline, texts: Sequence[str], y: object) -> Pipeline:
+    try:
+        return pipeline.fit(list(texts), y)
+    except ValueError as error:
+        if "vocabulary" in str(error):
+            raise TrainingDataError(f"the texts give no usable words ({error}); lower TFIDF_MIN_DF") from error
+        raise

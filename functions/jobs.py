@@ -51,12 +51,12 @@ class Job(BaseModel):
     """A training job record.
 
     Attributes:
-        source: ``annotation_log`` (START_TRAINING webhook) or ``request`` (a staged /train body).
+        source: ``start_training`` (the webhook) or ``train_request`` (a staged /train body).
         trigger_digest: equal for requests that would train on the same data with the same
             settings (repeated triggers).
         dedup_id: the queue message's deduplication id (the digest; salted for a retry).
         label_config: the project's label config when the job was requested.
-        request_key: store key of the staged /train body, for ``source == "request"``.
+        request_key: store key of the staged /train body, for ``source == "train_request"``.
         version: the published model version, once succeeded.
         reason: why it failed or was superseded.
         report: counts and metrics of the training (see `functions.dataset.TrainingSet.report`).

@@ -23,7 +23,7 @@ from functions.label_config import parse_label_config
 from functions.settings import Settings
 from functions.store import ObjectStore
 from functions.train_queue import TrainQueue
-from functions.training import SOURCE_LOG, SOURCE_REQUEST
+from functions.training import START_TRAINING, TRAIN_REQUEST
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def request_training(
     """Queue a training job for `project` (or find the identical one) and return its record.
 
     With `staged_body` (a /train request's raw JSON) the job trains on the tasks in it; without,
-    on the project's annotation log. `project_state` is the webhook's project object, whose
+    on the project's annotations (Label Studio's export when configured, else the annotation log). `project_state` is the webhook's project object, whose
     annotation counters tell apart triggers that Label Studio sent for different data.
 
     Raises:
@@ -52,7 +52,7 @@ def request_training(
             the user sees the reason at once).
     """
     parse_label_config(label_config).require_controls()
-    source = SOURCE_LOG if staged_body is None else SOURCE_REQUEST
+    source = START_TRAINING if staged_body is None else TRAIN_REQUEST
     if staged_body is None:
         data_state = annotation_log.log_state(store, project) + json.dumps([(project_state or {}).get(k) for k in PROJECT_COUNTERS])
     else:

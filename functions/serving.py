@@ -98,21 +98,23 @@ class ModelCache:
 
 
 def predict_tasks(
-    tasks: Sequence[Mapping[str, Any]], config: LabelConfig, model: versions.StoredModel
+    tasks: Sequence[Mapping[str, Any]], config: LabelConfig, model: versions.StoredModel, threshold: float = 0.5
 ) -> list[dict[str, Any]]:
     """Label Studio prediction items for `tasks`, one per task, in order; [] if `model` has
     nothing to say about this config (no control it was trained for, or fewer than 2 of its
     labels left in the config).
 
     Each item is ``{"result": [one choices result per control], "score": float, "model_version"}``.
-    The score is the probability of the predicted label among the labels the current config
-    still has; with several controls, the lowest of their scores (the least sure decision).
-    Tasks without text for any control get ``"result": []`` and score 0.0.
+    Labels the current config lacks are never predicted. Scores follow `functions.decisions`
+    (single choice: the label's probability among the labels still in the config; multiple
+    choice: the lowest probability among the listed labels, `threshold` deciding which are
+    listed). With several controls the task's score is the lowest of theirs (the least sure
+    decision). Tasks without text for any control get ``"result": []`` and score 0.0.
     """
     per_control = [
         outcome
         for control in config.controls
-        if (outcome := _predict_control(tasks, control, model)) is not None
+        if (outcome := _predict_control(tasks, control, model, threshold)) is not None
     ]
     if not per_control:
         return []
@@ -130,7 +132,7 @@ def predict_tasks(
 
 
 def _predict_control(
-    tasks: Sequence[Mapping[str, Any]], control: ChoicesControl, model: versions.StoredModel
+    tasks: Sequence[Mapping[str, Any]], control: ChoicesControl, model: versions.StoredModel, threshold: float
 ) -> list[tuple[dict[str, Any], float] | None] | None:
     pipeline = model.models.get(control.name)
     classes = model.labels.get(control.name, [])
@@ -142,18 +144,19 @@ def _predict_control(
     outcome: list[tuple[dict[str, Any], float] | None] = [None] * len(tasks)
     if not present:
         return outcome
+    from functions.decisions import decide  # NumPy: not on the /health and /setup path
+
     probabilities = pipeline.predict_proba([texts[i] for i in present])[:, allowed]
-    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-    best = probabilities.argmax(axis=1)
-    for row, index in enumerate(present):
-        label = classes[allowed[best[row]]]
+    if not model.manifest.get("controls", {}).get(control.name, {}).get("multiple", False):
+        probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)  # among the labels left
+    for index, (columns, score) in zip(present, decide(probabilities, control.multiple, threshold)):
         result = {
             "from_name": control.name,
             "to_name": control.to_name,
             "type": "choices",
-            "value": {"choices": [label]},
+            "value": {"choices": [classes[allowed[column]] for column in columns]},
         }
-        outcome[index] = (result, float(probabilities[row, best[row]]))
+        outcome[index] = (result, score)
     return outcome
 
 

@@ -50,14 +50,20 @@ class Settings(BaseSettings):
     tfidf_min_df: int = Field(1, ge=1, description="TfidfVectorizer min_df: drop n-grams seen in fewer tasks.")
     lr_c: float = Field(10.0, gt=0, description="LogisticRegression C (inverse regularisation strength).")
     lr_max_iter: int = Field(1000, ge=10, description="LogisticRegression max_iter.")
+    multilabel_threshold: float = Field(
+        0.5, gt=0, lt=1, description='choice="multiple" controls: predict every label whose probability reaches this.'
+    )
     cold_start: bool = Field(
         False,
         description="Before the first training, predict with a model fitted on the label names themselves "
         "(the original tutorial's behaviour; its predictions are close to random).",
     )
 
-    label_studio_url: str | None = Field(None, description="Label Studio base URL, to pull annotations (later issue).")
-    label_studio_api_key: SecretStr | None = Field(None, description="Label Studio personal access or legacy token.")
+    label_studio_url: str | None = Field(
+        None, description="Label Studio base URL (path prefix included) to pull annotations from at START_TRAINING."
+    )
+    label_studio_api_key: SecretStr | None = Field(None, description="Label Studio personal access token (or legacy token).")
+    label_studio_timeout: float = Field(300.0, gt=0, description="Seconds to wait for Label Studio's export.")
 
     pointer_ttl_seconds: float = Field(
         2.0, ge=0, description="How long the API trusts its cached copy of a project's serving version."

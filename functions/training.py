@@ -1,8 +1,9 @@
 """Run one training job: gather annotations → fit one model per control → publish a version.
 
-The same function runs in the local worker (`functions.work_queue.local`) and in the train
-Lambda. It never raises for bad data: the job ends `failed` with a reason a user can act on.
-Other errors (store unreachable, bugs) propagate, so the caller can retry or record them.
+The same function runs in the local worker (`functions.train_queue.local`) and in the train
+Lambda. It never raises for bad data or refused Label Studio credentials: the job ends
+`failed` with a reason a user can act on. Other errors (store unreachable, bugs) propagate,
+so the caller can retry or record them.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import time
 from typing import Any
 
 from functions import annotation_log, versions
-from functions.dataset import TrainingSet, build_training_set
+from functions.dataset import ControlExamples, build_training_set
 from functions.errors import TrainingDataError, UnsupportedLabelConfig
 from functions.jobs import FINISHED, Job, JobMessage, JobState, list_jobs, load_job, save_job
 from functions.label_config import parse_label_config
-from functions.settings import Settings
+from functions.label_studio import LabelStudioClient, LabelStudioRefused, LabelStudioUnreachable
+from functions.settings import ModelParams, Settings
 from functions.store import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
-SOURCE_LOG = "annotation_log"
-SOURCE_REQUEST = "request"
+# What triggered a job (Job.source).
+START_TRAINING = "start_training"  # trains on the project's annotations: Label Studio's export, else the log
+TRAIN_REQUEST = "train_request"    # trains on the tasks of a staged /train body
+
+JOB_FAILURES = (TrainingDataError, UnsupportedLabelConfig, LabelStudioRefused)
 
 
 def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None = None) -> Job:
@@ -45,7 +50,7 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
     try:
         job.version, job.report = train_and_publish(store, job, settings)
         job.state = JobState.SUCCEEDED
-    except (TrainingDataError, UnsupportedLabelConfig) as error:
+    except JOB_FAILURES as error:
         job.state, job.reason = JobState.FAILED, str(error)
         job.report = getattr(error, "report", None) or job.report
     log.info("job %s of project %s %s %s", job.job_id, job.project, job.state.value, job.version or job.reason)
@@ -56,28 +61,22 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
     return job
 
 
-def _supersede(store: ObjectStore, job: Job, by: str, why: str) -> Job:
-    job.state, job.reason = JobState.SUPERSEDED, f"{why}: job {by}"
-    log.info("job %s of project %s superseded by %s", job.job_id, job.project, by)
-    return save_job(store, job)
-
-
 def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple[str, dict[str, Any]]:
     """Fit the job's models and publish them; returns (version, report).
 
     Raises:
         TrainingDataError: no control has enough data (the error carries the report).
         UnsupportedLabelConfig: the label config has no classification control.
+        LabelStudioRefused: Label Studio refused the export (credentials, project).
     """
     from threadpoolctl import threadpool_limits
-
-    from functions.classifier import fit
 
     config = parse_label_config(job.label_config)
     config.require_controls()
     started = time.monotonic()
-    training_set = build_training_set(_gather_tasks(store, job), config)
-    report: dict[str, Any] = {"source": job.source} | training_set.report()
+    tasks, provenance = gather_tasks(store, job, settings)
+    training_set = build_training_set(tasks, config)
+    report: dict[str, Any] = provenance | training_set.report()
     params = settings.model_params()
 
     models: dict[str, Any] = {}
@@ -85,48 +84,85 @@ def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple
     problems: list[str] = []
     with threadpool_limits(limits=1):  # multi-threaded BLAS made fits 3-8x slower on 2 cores
         for name, examples in training_set.controls.items():
-            if examples.control.multiple:
-                problems.append(f"{name}: multi-label (choice=\"multiple\") training is not supported yet")
-                continue
             try:
-                classifier = fit(examples.texts, [target[0] for target in examples.targets], params)
+                models[name], labels[name], quality = _fit_control(examples, params, settings.multilabel_threshold)
             except TrainingDataError as error:
                 problems.append(f"{name}: {error}")
                 continue
-            models[name], labels[name] = classifier.pipeline, classifier.classes
+            report["controls"][name]["quality"] = quality
     report["fit_seconds"] = round(time.monotonic() - started, 3)
     if problems:
         report["problems"] = problems
     if not models:
-        raise TrainingDataError("; ".join(problems) + _summary(training_set), report)
+        raise TrainingDataError("; ".join(problems) + _summary(report), report)
 
     manifest = {
         "report": report,
         "params": params.__dict__,
-        "controls": {name: _control_manifest(training_set, name) for name in models},
+        "controls": {name: _control_manifest(training_set.controls[name]) for name in models},
         "sklearn_version": _sklearn_version(),
     }
     return versions.publish(store, job.project, job.job_id, models, labels, manifest), report
 
 
-def _gather_tasks(store: ObjectStore, job: Job) -> list[dict[str, Any]]:
-    if job.source == SOURCE_REQUEST:
+def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The job's tasks (export format) and where they came from, for the report.
+
+    START_TRAINING jobs read Label Studio's export when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY
+    are set; if Label Studio cannot be reached they fall back to the annotation log, and say so.
+    """
+    if job.source == TRAIN_REQUEST:
         body = store.get_json(job.request_key) if job.request_key else None
         tasks = body.get("annotations") if isinstance(body, dict) else None
         if not isinstance(tasks, list):
             raise TrainingDataError("the staged /train request holds no 'annotations' list of tasks")
-        return [task for task in tasks if isinstance(task, dict)]
-    return annotation_log.read_log(store, job.project)
+        return [task for task in tasks if isinstance(task, dict)], {"source": "train_request"}
+
+    provenance: dict[str, Any] = {}
+    if settings.label_studio_url and settings.label_studio_api_key:
+        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), settings.label_studio_timeout)
+        try:
+            tasks = client.export_tasks(job.project)
+            return tasks, {"source": "label_studio", "label_studio_url": client.base_url, "tasks_fetched": len(tasks)}
+        except LabelStudioUnreachable as error:
+            log.warning("job %s: %s; training on the annotation log", job.job_id, error)
+            provenance["label_studio_error"] = f"{error}; trained on the annotation log instead"
+        finally:
+            client.close()
+    else:
+        provenance["label_studio_error"] = "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY not set; trained on the annotation log"
+    tasks = annotation_log.read_log(store, job.project)
+    return tasks, {"source": "annotation_log", "tasks_fetched": len(tasks)} | provenance
 
 
-def _control_manifest(training_set: TrainingSet, name: str) -> dict[str, Any]:
-    control = training_set.controls[name].control
+def _fit_control(examples: ControlExamples, params: ModelParams, threshold: float) -> tuple[Any, list[str], dict[str, Any]]:
+    from functions.classifier import fit, fit_multilabel, require_two_labels
+    from functions.evaluation import holdout_metrics
+
+    multiple = examples.control.multiple
+    require_two_labels(sorted({label for target in examples.targets for label in target}), len(examples.targets))
+    quality = holdout_metrics(examples.texts, examples.targets, multiple, params, threshold)
+    if multiple:
+        classifier = fit_multilabel(examples.texts, examples.targets, params)
+    else:
+        classifier = fit(examples.texts, [t[0] for t in examples.targets], params)
+    return classifier.pipeline, classifier.classes, quality
+
+
+def _supersede(store: ObjectStore, job: Job, by: str, why: str) -> Job:
+    job.state, job.reason = JobState.SUPERSEDED, f"{why}: job {by}"
+    log.info("job %s of project %s superseded by %s", job.job_id, job.project, by)
+    return save_job(store, job)
+
+
+def _control_manifest(examples: ControlExamples) -> dict[str, Any]:
+    control = examples.control
     return {"to_name": control.to_name, "data_key": control.data_key, "multiple": control.multiple}
 
 
-def _summary(training_set: TrainingSet) -> str:
-    dropped = ", ".join(f"{count} {reason}" for reason, count in sorted(training_set.dropped.items()))
-    return f" (tasks seen: {training_set.tasks_seen}" + (f"; dropped: {dropped})" if dropped else ")")
+def _summary(report: dict[str, Any]) -> str:
+    dropped = ", ".join(f"{count} {reason}" for reason, count in sorted(report["dropped"].items()))
+    return f" (tasks seen: {report['tasks_seen']}" + (f"; dropped: {dropped})" if dropped else ")")
 
 
 def _sklearn_version() -> str:

@@ -83,7 +83,7 @@ def test_replayed_label_studio_request_gets_a_reply_of_the_required_shape(client
         project = body["status_url"].split("/")[2]
         job = wait_for_job(client, project, body["job"])
         assert job["state"] == "succeeded", job
-        assert job["report"]["source"] == ("request" if path == "/train" else "annotation_log")
+        assert job["report"]["source"] == ("train_request" if path == "/train" else "annotation_log")
     elif action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"):
         assert reply.status_code == 201 and body["status"] == "ok"
     else:

@@ -24,7 +24,7 @@ def test_a_successful_job_reports_its_source_counts_and_version(client):
     job = wait_for_job(client, "4", train(client, tasks))
     assert job["state"] == "succeeded" and job["version"] == "p4-v1" and job["reason"] is None
     report = job["report"]
-    assert report["source"] == "request" and report["tasks_seen"] == 32
+    assert report["source"] == "train_request" and report["tasks_seen"] == 32
     assert report["dropped"] == {"skipped": 1, "empty": 1}
     assert report["controls"]["topic"]["examples"] == 29 and report["controls"]["topic"]["dropped"] == {"no_text": 1}
     assert sum(report["controls"]["topic"]["labels"].values()) == 29

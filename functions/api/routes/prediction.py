@@ -41,4 +41,5 @@ def predict(body: PredictRequest, services: ServicesDep) -> PredictReply:
     if model is None or not body.tasks:
         return PredictReply(results=[], model_version=version)
     tasks = [task.model_dump() for task in body.tasks]
-    return PredictReply(results=predict_tasks(tasks, config, model), model_version=model.version)
+    results = predict_tasks(tasks, config, model, services.settings.multilabel_threshold)
+    return PredictReply(results=results, model_version=model.version)
