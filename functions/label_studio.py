@@ -90,7 +90,10 @@ class LabelStudioClient:
             path = "/api/token/refresh/"
             response = self._send("POST", path, json={"refresh": self._key})
             self._check(response, f"POST {path}", token_refresh=True)
-            access = response.json().get("access") if _is_json(response) else None
+            try:
+                access = response.json().get("access")
+            except (ValueError, AttributeError):
+                access = None
             if not isinstance(access, str):
                 raise LabelStudioRefused(f"Label Studio at {self.base_url} answered POST {path} without an access token")
             self._access = access
@@ -124,11 +127,3 @@ class LabelStudioClient:
         if status == 404:
             raise LabelStudioRefused(f"{where}: check that LABEL_STUDIO_URL (with any path prefix) points at the Label Studio that owns this project")
         raise LabelStudioRefused(f"{where}")
-
-
-def _is_json(response: httpx.Response) -> bool:
-    try:
-        response.json()
-    except ValueError:
-        return False
-    return True

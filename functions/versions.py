@@ -154,5 +154,7 @@ def load(store: ObjectStore, project: str, version: str) -> StoredModel:
     return StoredModel(version, pickle.loads(artifact), labels, manifest)
 
 
-def read_manifest(store: ObjectStore, project: str, version: str) -> dict[str, Any] | None:
-    return store.get_json(keys.version_object(project, version, MANIFEST))
+def read_manifests(store: ObjectStore, project: str, names: list[str]) -> list[dict[str, Any]]:
+    """The manifests of `names` (versions of `project`), in order; ``{"version": name}`` if missing."""
+    found = store.get_many([keys.version_object(project, name, MANIFEST) for name in names])
+    return [obj.json() if obj else {"version": name} for obj, name in zip(found, names)]

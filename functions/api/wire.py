@@ -74,4 +74,7 @@ class JobReply(BaseModel):
 
 
 class VersionsReply(BaseModel):
+    """Label Studio reads ``versions``; ``details`` (manifests) only with ``?project=``."""
+
     versions: list[str]
+    details: list[dict[str, Any]] | None = None

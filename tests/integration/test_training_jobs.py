@@ -28,7 +28,13 @@ def test_a_successful_job_reports_its_source_counts_and_version(client):
     assert report["dropped"] == {"skipped": 1, "empty": 1}
     assert report["controls"]["topic"]["examples"] == 29 and report["controls"]["topic"]["dropped"] == {"no_text": 1}
     assert sum(report["controls"]["topic"]["labels"].values()) == 29
-    assert client.get("/versions", params={"project": 4}).json() == {"versions": ["p4-v1"]}
+    assert client.get("/versions").json() == {"versions": ["p4-v1"]}
+    narrowed = client.get("/versions", params={"project": 4}).json()
+    assert narrowed["versions"] == ["p4-v1"]
+    (manifest,) = narrowed["details"]
+    assert manifest["version"] == "p4-v1" and manifest["job_id"] == job["job_id"] and manifest["report"] == report
+    assert manifest["controls"] == {"topic": {"to_name": "news", "data_key": "text", "multiple": False}}
+    assert report["controls"]["topic"]["quality"] == {"holdout": None, "note": "no hold-out: fewer than 50 examples"}
 
 
 def test_one_label_fails_the_job_with_a_reason_and_keeps_the_serving_version(client):

@@ -50,12 +50,16 @@ def job_status(project: str, job_id: str, services: ServicesDep) -> dict:
     return load_job(services.store, checked_project_id(project), checked_job_id(job_id)).public()
 
 
-@router.get("/versions")
+@router.get("/versions", response_model_exclude_none=True)
 def list_model_versions(services: ServicesDep, project: str | None = None) -> VersionsReply:
-    """Model versions held, oldest first; Label Studio sends no project, `?project=12` narrows."""
+    """Model versions held, oldest first. Label Studio sends no project and reads `versions`;
+    `?project=12` narrows the list and adds each version's manifest (training report, quality)."""
     store = services.store
-    projects = [checked_project_id(project)] if project else versions.list_projects(store)
-    return VersionsReply(versions=[v for p in projects for v in versions.list_versions(store, p)])
+    if not project:
+        return VersionsReply(versions=[v for p in versions.list_projects(store) for v in versions.list_versions(store, p)])
+    project = checked_project_id(project)
+    names = versions.list_versions(store, project)
+    return VersionsReply(versions=names, details=versions.read_manifests(store, project, names))
 
 
 def _first_line(error: Exception) -> str:
