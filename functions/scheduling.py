@@ -3,10 +3,12 @@
 Called by /webhook START_TRAINING and /train; both must answer Label Studio at once.
 
 Repeated triggers collapse. A request that would train on the same data with the same settings
-as the project's newest job (same `trigger_digest`) returns that job while it is queued, running
-or succeeded; after a failure it makes a new job. The job's `dedup_id` (the digest, salted with
-the failed job's id for a retry) is the SQS message deduplication id, so identical requests
-racing past this check still make one message.
+as the project's newest job (same `trigger_digest`) returns that job while it is still queued:
+it has not gathered its data yet, so it will see everything. Once that job runs or has finished,
+a new request makes a new job, because annotations can change in ways the digest cannot see
+(Label Studio's export). The job's `dedup_id`, the digest salted with the id of the newest job
+before it, is the SQS message deduplication id: identical requests racing past this check
+still make one message.
 """
 
 from __future__ import annotations
@@ -58,18 +60,15 @@ def request_training(
     else:
         data_state = hashlib.sha256(staged_body).hexdigest()
     digest = _digest(project, source, label_config, data_state, repr(settings.model_params()))
-    dedup_id = digest
 
     newest = newest_job(store, project)
-    if newest and newest.trigger_digest == digest:
-        if newest.state in (JobState.QUEUED, JobState.RUNNING, JobState.SUCCEEDED):
-            log.info("project %s: identical training request collapsed into job %s", project, newest.job_id)
-            return newest
-        dedup_id = _digest(digest, newest.job_id)  # retrying after a failure: a new message
+    if newest and newest.trigger_digest == digest and newest.state == JobState.QUEUED:
+        log.info("project %s: identical training request collapsed into queued job %s", project, newest.job_id)
+        return newest
 
     job = Job(
         job_id=new_job_id(), project=project, label_config=label_config, source=source,
-        trigger_digest=digest, dedup_id=dedup_id,
+        trigger_digest=digest, dedup_id=_digest(digest, newest.job_id if newest else ""),
     )
     if staged_body is not None:
         job.request_key = keys.staged_request(project, job.job_id)

@@ -79,9 +79,10 @@ def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_on
     last = wait_for_job(client, "4", third)
     assert last["state"] == "succeeded" and last["version"] == "p4-v2"
     assert last["report"]["source"] == "annotation_log" and last["report"]["controls"]["topic"]["examples"] == 32
-    assert client.post("/webhook", json=start).json()["job"] == third  # nothing changed since: nothing to do
     jobs = client.get("/projects/4/jobs").json()["jobs"]
     assert [j["job_id"] for j in jobs] == [third, second, first]
+    fourth = client.post("/webhook", json=start).json()["job"]  # the last job has run: a new one
+    assert fourth != third and wait_for_job(client, "4", fourth)["version"] == "p4-v3"
 
 
 def test_a_failed_request_sent_again_is_a_new_job(client):
