@@ -10,13 +10,11 @@ Writes are conditional (etag) and retried, so concurrent webhooks for one task l
 
 from __future__ import annotations
 
-import uuid
 from typing import Any, Iterable, Mapping
 
 from functions import keys
 from functions.dataset import timestamp_of
 from functions.errors import InvalidRequest, PreconditionFailed
-from functions.jobs import now
 from functions.store import ObjectStore
 
 KEPT_FIELDS = ("id", "result", "was_cancelled", "ground_truth", "created_at", "updated_at", "completed_by", "lead_time")
@@ -48,7 +46,6 @@ def record_annotation(store: ObjectStore, project: str, annotation: Mapping[str,
                 store.put_json(key, document, if_none_match=True)
             else:
                 store.put_json(key, document, if_match=current.etag)
-            _touch(store, project)
             return
         except PreconditionFailed:
             continue
@@ -60,19 +57,7 @@ def record_deletions(store: ObjectStore, project: str, annotations: Iterable[Any
     ids = [_integer(item.get("id") if isinstance(item, Mapping) else None, "annotations[].id") for item in annotations]
     for annotation_id in ids:
         store.put_json(keys.deleted_annotation(project, annotation_id), {"id": annotation_id})
-    if ids:
-        _touch(store, project)
     return len(ids)
-
-
-def log_state(store: ObjectStore, project: str) -> str:
-    """A token that changes whenever the project's annotation log changes ("" if never written)."""
-    found = store.get(keys.annotation_log_state(project))
-    return found.etag if found else ""
-
-
-def _touch(store: ObjectStore, project: str) -> None:
-    store.put_json(keys.annotation_log_state(project), {"changed_at": now(), "change": uuid.uuid4().hex})
 
 
 def read_log(store: ObjectStore, project: str) -> list[dict[str, Any]]:

@@ -30,11 +30,6 @@ def annotation_task(project: str, task_id: int) -> str:
     return f"projects/{project}/annotations/{task_id}.json"
 
 
-def annotation_log_state(project: str) -> str:
-    """Rewritten on every change of the annotation log: its etag tells whether the log changed."""
-    return f"projects/{project}/annotation_log_state.json"
-
-
 def deleted_prefix(project: str) -> str:
     return f"projects/{project}/deleted_annotations/"
 

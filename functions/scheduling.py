@@ -2,23 +2,20 @@
 
 Called by /webhook START_TRAINING and /train; both must answer Label Studio at once.
 
-Repeated triggers collapse. A request that would train on the same data with the same settings
-as the project's newest job (same `trigger_digest`) returns that job while it is still queued:
-it has not gathered its data yet, so it will see everything. Once that job runs or has finished,
-a new request makes a new job, because annotations can change in ways the digest cannot see
-(Label Studio's export). The job's `dedup_id`, the digest salted with the id of the newest job
-before it, is the SQS message deduplication id: identical requests racing past this check
-still make one message.
+Repeated triggers collapse. A request like the project's newest job (same trigger, label config,
+settings and, for /train, body: same `trigger_digest`) returns that job while it is still
+queued: it has not gathered its annotations yet, so it will see every change made since. Once
+that job runs or has finished, a new request makes a new job. The job's `dedup_id`, the digest
+salted with the id of the newest job before it, is the SQS message deduplication id: identical
+requests racing past this check still make one message.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-from typing import Any, Mapping
 
-from functions import annotation_log, keys
+from functions import keys
 from functions.ids import new_job_id
 from functions.jobs import Job, JobState, newest_job, save_job
 from functions.label_config import parse_label_config
@@ -29,9 +26,6 @@ from functions.training import START_TRAINING, TRAIN_REQUEST
 
 log = logging.getLogger(__name__)
 
-# Label Studio 1.23's START_TRAINING project object: these counters change with the annotations.
-PROJECT_COUNTERS = ("total_annotations_number", "useful_annotation_number", "skipped_annotations_number", "ground_truth_number")
-
 
 def request_training(
     store: ObjectStore,
@@ -41,13 +35,11 @@ def request_training(
     label_config: str,
     *,
     staged_body: bytes | None = None,
-    project_state: Mapping[str, Any] | None = None,
 ) -> Job:
     """Queue a training job for `project` (or find the identical one) and return its record.
 
     With `staged_body` (a /train request's raw JSON) the job trains on the tasks in it; without,
-    on the project's annotations (Label Studio's export when configured, else the annotation log). `project_state` is the webhook's project object, whose
-    annotation counters tell apart triggers that Label Studio sent for different data.
+    on the project's annotations (Label Studio's export when configured, else the annotation log).
 
     Raises:
         UnsupportedLabelConfig: the label config has no control to train (checked up front, so
@@ -55,11 +47,8 @@ def request_training(
     """
     parse_label_config(label_config).require_controls()
     source = START_TRAINING if staged_body is None else TRAIN_REQUEST
-    if staged_body is None:
-        data_state = annotation_log.log_state(store, project) + json.dumps([(project_state or {}).get(k) for k in PROJECT_COUNTERS])
-    else:
-        data_state = hashlib.sha256(staged_body).hexdigest()
-    digest = _digest(project, source, label_config, data_state, repr(settings.model_params()))
+    body_digest = hashlib.sha256(staged_body).hexdigest() if staged_body is not None else ""
+    digest = _digest(project, source, label_config, body_digest, repr(settings.model_params()))
 
     newest = newest_job(store, project)
     if newest and newest.trigger_digest == digest and newest.state == JobState.QUEUED:

@@ -70,7 +70,9 @@ def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_on
     relabelled = annotation_created(sample_tasks()[0], 4, CONFIG)
     relabelled["annotation"]["updated_at"] = "2026-11-02T00:00:00Z"
     client.post("/webhook", json=relabelled | {"action": "ANNOTATION_UPDATED"})
-    third = client.post("/webhook", json=start).json()["job"]
+    assert client.post("/webhook", json=start).json()["job"] == second  # not started yet: it will see the change
+    new_config = CONFIG.replace('<Choice value="Weather"/>', '<Choice value="Weather"/><Choice value="Science"/>')
+    third = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": new_config}}).json()["job"]
     assert third != second
 
     assert wait_for_job(client, "4", first)["state"] == "succeeded"

@@ -28,9 +28,7 @@ def webhook(body: WebhookRequest, services: ServicesDep) -> JSONResponse:
         label_config = body.project.get("label_config") if isinstance(body.project, dict) else None
         if not isinstance(label_config, str):
             raise InvalidRequest("START_TRAINING needs project.label_config (Label Studio 1.23 sends it)")
-        job = request_training(
-            services.store, services.queue, services.settings, project, label_config, project_state=body.project
-        )
+        job = request_training(services.store, services.queue, services.settings, project, label_config)
         return JSONResponse(job_reply(project, job.job_id).model_dump(), status_code=201)
     if body.action in ANNOTATION_CHANGED:
         if body.annotation is None:
