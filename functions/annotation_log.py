@@ -2,9 +2,10 @@
 to reach Label Studio.
 
 One object per task (``annotations/<task_id>.json``: the task's data and its annotations by
-id, newest `updated_at` kept) and one tombstone per deleted annotation
-(``deleted_annotations/<annotation_id>.json``): Label Studio 1.23's ANNOTATIONS_DELETED names
-annotation ids only, and a tombstone also beats an update that arrives after the delete.
+id, newest `updated_at` kept) and one tombstone object per ANNOTATIONS_DELETED event
+(``deleted_annotations/<event>.json``, the ids it names): Label Studio 1.23's event names
+annotation ids only, and a tombstone also beats an update that arrives after the delete
+(Label Studio never reuses an annotation id).
 Writes are conditional (etag) and retried, so concurrent webhooks for one task lose nothing.
 """
 
@@ -15,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from functions import keys
 from functions.dataset import timestamp_of
 from functions.errors import InvalidRequest, PreconditionFailed
+from functions.ids import new_job_id, preview
 from functions.store import ObjectStore
 
 KEPT_FIELDS = ("id", "result", "was_cancelled", "ground_truth", "created_at", "updated_at", "completed_by", "lead_time")
@@ -30,6 +32,8 @@ def record_annotation(store: ObjectStore, project: str, annotation: Mapping[str,
     """
     annotation_id = _integer(annotation.get("id"), "annotation.id")
     task_id = _integer(annotation.get("task", (task or {}).get("id")), "annotation.task")
+    if not isinstance(annotation.get("result", []), list):
+        raise InvalidRequest("annotation.result must be a list of results (Label Studio's format)")
     entry = {name: annotation.get(name) for name in KEPT_FIELDS if name in annotation}
     data = (task or {}).get("data") if isinstance((task or {}).get("data"), dict) else None
     key = keys.annotation_task(project, task_id)
@@ -53,28 +57,31 @@ def record_annotation(store: ObjectStore, project: str, annotation: Mapping[str,
 
 
 def record_deletions(store: ObjectStore, project: str, annotations: Iterable[Any]) -> int:
-    """Write a tombstone for each ``{"id": N}`` in `annotations`; returns how many."""
-    ids = [_integer(item.get("id") if isinstance(item, Mapping) else None, "annotations[].id") for item in annotations]
-    for annotation_id in ids:
-        store.put_json(keys.deleted_annotation(project, annotation_id), {"id": annotation_id})
+    """Record the deletion of each ``{"id": N}`` in `annotations` (one object, whatever their
+    number); returns how many distinct ids."""
+    ids = sorted({_integer(item.get("id") if isinstance(item, Mapping) else None, "annotations[].id") for item in annotations})
+    if ids:
+        store.put_json(keys.deleted_annotations(project, new_job_id()), {"ids": ids})
     return len(ids)
 
 
 def read_log(store: ObjectStore, project: str) -> list[dict[str, Any]]:
     """The log as Label Studio export-format tasks ``{"id", "data", "annotations": [...]}``,
     deleted annotations left out, in task id order."""
-    deleted = {key.rsplit("/", 1)[-1].removesuffix(".json") for key in store.list_keys(keys.deleted_prefix(project))}
+    tombstones = store.get_many(store.list_keys(keys.deleted_prefix(project)))
+    deleted = {str(i) for found in tombstones if found for i in found.json().get("ids", [])}
     tasks = []
     for found in store.get_many(store.list_keys(keys.annotations_prefix(project))):
         if found is None:
             continue
         document = found.json()
         annotations = [a for a_id, a in document["annotations"].items() if a_id not in deleted]
-        tasks.append({"id": document["id"], "data": document.get("data") or {}, "annotations": annotations})
+        if annotations:  # like Label Studio's export: tasks whose annotations were all deleted are not annotated
+            tasks.append({"id": document["id"], "data": document.get("data") or {}, "annotations": annotations})
     return sorted(tasks, key=lambda task: task["id"])
 
 
 def _integer(value: Any, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidRequest(f"{field} must be a non-negative integer (a Label Studio id), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise InvalidRequest(f"{field} must be a Label Studio id (an integer from 0 to 2**63-1), got {preview(value)}")
     return value

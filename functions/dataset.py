@@ -71,11 +71,15 @@ def build_training_set(tasks: Iterable[Mapping[str, Any]], config: LabelConfig) 
     seen = 0
     for task in tasks:
         seen += 1
-        annotation, reason = choose_annotation(task.get("annotations") or [])
+        if not isinstance(task, Mapping):
+            dropped[EMPTY] += 1
+            continue
+        annotations = task.get("annotations")
+        annotation, reason = choose_annotation(annotations if isinstance(annotations, list) else [])
         if annotation is None:
             dropped[reason] += 1
             continue
-        values = _choices_by_control(annotation.get("result") or [])
+        values = _choices_by_control(annotation["result"])
         if not any(name in values for name in per_control):
             dropped[EMPTY] += 1
             continue
@@ -86,11 +90,14 @@ def build_training_set(tasks: Iterable[Mapping[str, Any]], config: LabelConfig) 
 
 
 def choose_annotation(annotations: list[Any]) -> tuple[dict[str, Any] | None, str]:
-    """The annotation a task trains on, or None and the reason (`SKIPPED` or `EMPTY`)."""
-    live = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
+    """The annotation a task trains on, or None and the reason (`SKIPPED` or `EMPTY`).
+
+    Annotations that are not objects, or whose ``result`` is not a non-empty list, are empty.
+    """
+    live = [a for a in annotations if isinstance(a, Mapping) and not a.get("was_cancelled")]
     if not live:
-        return None, SKIPPED if annotations else EMPTY
-    filled = [a for a in live if a.get("result")]
+        return None, SKIPPED if any(isinstance(a, Mapping) for a in annotations) else EMPTY
+    filled = [a for a in live if isinstance(a.get("result"), list) and a["result"]]
     if not filled:
         return None, EMPTY
     ground_truth = [a for a in filled if a.get("ground_truth")]
@@ -117,11 +124,12 @@ def _add_example(examples: ControlExamples, values: list[str] | None, data: Mapp
 def _choices_by_control(result: list[Any]) -> dict[str, list[str]]:
     values: dict[str, list[str]] = {}
     for item in result:
-        if not isinstance(item, dict) or str(item.get("type", "")).lower() != "choices":
+        if not isinstance(item, Mapping) or str(item.get("type", "")).lower() != "choices":
             continue
-        choices = (item.get("value") or {}).get("choices") if isinstance(item.get("value"), dict) else None
-        if isinstance(choices, list) and item.get("from_name"):
-            values.setdefault(str(item["from_name"]), []).extend(str(c) for c in choices)
+        value = item.get("value")
+        choices = value.get("choices") if isinstance(value, Mapping) else None
+        if isinstance(choices, list) and isinstance(item.get("from_name"), str):
+            values.setdefault(item["from_name"], []).extend(c for c in choices if isinstance(c, str))
     return values
 
 

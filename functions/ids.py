@@ -31,18 +31,18 @@ def project_id(ref: Any) -> str:
     if isinstance(ref, int) and ref >= 0:
         ref = str(ref)
     if isinstance(ref, str):
-        match = _PROJECT_REF.match(ref.strip())
+        match = _PROJECT_REF.fullmatch(ref.strip())
         if match:
             return str(int(match.group(1)))
     raise InvalidRequest(
-        f"project must be a Label Studio project id such as 12 or '12.1732880000', got {_preview(ref)}"
+        f"project must be a Label Studio project id such as 12 or '12.1732880000', got {preview(ref)}"
     )
 
 
 def checked_project_id(value: str) -> str:
     """`value` if it is a bare project id (digits), for ids taken from URLs and query strings."""
-    if not _PROJECT_ID.match(value):
-        raise InvalidRequest(f"project must be a number such as 12, got {_preview(value)}")
+    if not _PROJECT_ID.fullmatch(value):
+        raise InvalidRequest(f"project must be a number such as 12, got {preview(value)}")
     return str(int(value))
 
 
@@ -53,11 +53,14 @@ def new_job_id() -> str:
 
 def checked_job_id(value: str) -> str:
     """`value` if it has the shape of a job id, else NotFound (a malformed id names no job)."""
-    if not _JOB_ID.match(value):
-        raise NotFound(f"no training job {_preview(value)}: job ids are 32 hex digits")
+    if not _JOB_ID.fullmatch(value):
+        raise NotFound(f"no training job {preview(value)}: job ids are 32 hex digits")
     return value
 
 
-def _preview(value: Any) -> str:
+def preview(value: Any) -> str:
+    """A short repr of a client's value for an error message."""
+    if isinstance(value, int) and value.bit_length() > 100:
+        return f"an integer of {value.bit_length()} bits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

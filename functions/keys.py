@@ -34,8 +34,9 @@ def deleted_prefix(project: str) -> str:
     return f"projects/{project}/deleted_annotations/"
 
 
-def deleted_annotation(project: str, annotation_id: int) -> str:
-    return f"projects/{project}/deleted_annotations/{annotation_id}.json"
+def deleted_annotations(project: str, event_id: str) -> str:
+    """The ids one ANNOTATIONS_DELETED event named."""
+    return f"projects/{project}/deleted_annotations/{event_id}.json"
 
 
 def jobs_prefix(project: str) -> str:

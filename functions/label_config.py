@@ -23,6 +23,7 @@ from defusedxml.common import DefusedXmlException
 from functions.errors import UnsupportedLabelConfig
 
 TEXT_OBJECTS = {"text", "hypertext"}
+MAX_LENGTH = 1_000_000  # characters; real configs are a few kB, taxonomies rarely pass 100 kB
 SUPPORTED = (
     'one or more <Choices> over a <Text> object, e.g. <View><Text name="news" value="$text"/>'
     '<Choices name="topic" toName="news"><Choice value="Sport"/>…</Choices></View>'
@@ -72,14 +73,17 @@ def parse_label_config(xml: str | None) -> LabelConfig:
     """Parse `xml` (cached per distinct string: Label Studio resends the same config on every call).
 
     Raises:
-        UnsupportedLabelConfig: empty, not XML, or forbidden XML constructs (entities, DTDs).
+        UnsupportedLabelConfig: empty, longer than MAX_LENGTH, not XML, or forbidden XML
+            constructs (entities, DTDs).
     """
     if not xml or not xml.strip():
         raise UnsupportedLabelConfig(f"the label config is empty; this backend supports {SUPPORTED}")
+    if len(xml) > MAX_LENGTH:
+        raise UnsupportedLabelConfig(f"the label config has {len(xml):,} characters; this backend reads at most {MAX_LENGTH:,}")
     return _parse(xml)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=32)
 def _parse(xml: str) -> LabelConfig:
     try:
         root = ElementTree.fromstring(xml)
@@ -89,18 +93,20 @@ def _parse(xml: str) -> LabelConfig:
         raise UnsupportedLabelConfig(f"the label config is not valid XML: {error}") from error
 
     objects = {el.get("name"): el for el in root.iter() if _tag(el) in TEXT_OBJECTS and el.get("name")}
-    controls: list[ChoicesControl] = []
+    controls: dict[str, ChoicesControl] = {}
     ignored: list[str] = []
     for element in root.iter():
         if _tag(element) == "choices":
             control, reason = _choices(element, objects)
+            if control and control.name in controls:
+                control, reason = None, "another <Choices> has the same name"
             if control:
-                controls.append(control)
+                controls[control.name] = control
             else:
                 ignored.append(f"<Choices name={element.get('name')!r}>: {reason}")
         elif element.get("toName") is not None and _tag(element) != "choice":
             ignored.append(f"<{element.tag} name={element.get('name')!r}>: not a <Choices> control")
-    return LabelConfig(tuple(controls), tuple(ignored))
+    return LabelConfig(tuple(controls.values()), tuple(ignored))
 
 
 def _choices(element: Element, objects: dict[str | None, Element]) -> tuple[ChoicesControl | None, str]:
@@ -119,12 +125,12 @@ def _choices(element: Element, objects: dict[str | None, Element]) -> tuple[Choi
     data_key = (target.get("value") or "").lstrip("$")
     if not (target.get("value") or "").startswith("$") or not data_key:
         return None, f"its text object's value {target.get('value')!r} is not a task data key like $text"
-    labels: list[str] = []
+    labels: dict[str, None] = {}  # ordered and O(1) de-duplication: configs may list thousands of choices
     for choice in element.iter():
         if _tag(choice) == "choice":
             label = choice.get("alias") or choice.get("value")
-            if label and label not in labels:
-                labels.append(label)
+            if label:
+                labels.setdefault(label)
     if not labels:
         return None, "it has no <Choice> values"
     multiple = (element.get("choice") or "single").lower() == "multiple"

@@ -61,7 +61,7 @@ def request_training(
     )
     if staged_body is not None:
         job.request_key = keys.staged_request(project, job.job_id)
-        store.put(job.request_key, staged_body)
+        store.put(job.request_key, staged_body, expiring=True)
     save_job(store, job)
     try:
         queue.send(job.message(), job.dedup_id)

@@ -67,9 +67,7 @@ class ModelCache:
             loaded = versions.load(self.store, project, version)
             log.info("project %s: loaded %s in %.3f s", project, version, time.monotonic() - started)
             with self._lock:
-                self._models[key] = loaded
-                while len(self._models) > self.settings.model_cache_size:
-                    self._models.popitem(last=False)
+                self._remember(key, loaded)
                 self._loading.pop(key, None)
         return loaded
 
@@ -78,6 +76,7 @@ class ModelCache:
         key = ("cold-start", repr(config.controls))
         with self._lock:
             if key in self._models:
+                self._models.move_to_end(key)
                 return self._models[key]
         from functions.classifier import fit_on_label_names
         from functions.errors import TrainingDataError
@@ -93,8 +92,13 @@ class ModelCache:
             return None
         loaded = versions.StoredModel(COLD_START, models, labels, {})
         with self._lock:
-            self._models[key] = loaded
+            self._remember(key, loaded)
         return loaded
+
+    def _remember(self, key: tuple[str, str], loaded: versions.StoredModel) -> None:
+        self._models[key] = loaded
+        while len(self._models) > self.settings.model_cache_size:
+            self._models.popitem(last=False)
 
 
 def predict_tasks(

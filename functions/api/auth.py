@@ -44,7 +44,7 @@ def _credentials(header: str) -> tuple[str, str]:
         return "", ""
     try:
         raw = base64.b64decode(value.strip(), validate=True)
-    except binascii.Error:
+    except (binascii.Error, ValueError):  # ValueError: non-ASCII characters in the header
         return "", ""
     try:
         decoded = raw.decode("utf-8")

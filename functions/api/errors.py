@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any, Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -30,11 +31,14 @@ async def _backend_error(request: Request, error: BackendError) -> JSONResponse:
 
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-    problems = []
-    for item in error.errors()[:10]:
-        where = ".".join(str(part) for part in item.get("loc", ()))
-        problems.append(f"{where}: {item.get('msg', 'invalid')}")
-    return JSONResponse({"detail": "invalid request: " + "; ".join(problems)}, status_code=422)
+    return JSONResponse({"detail": "invalid request: " + describe(error.errors())}, status_code=422)
+
+
+def describe(errors: Sequence[Mapping[str, Any]]) -> str:
+    """``"body.tasks.0.data: Input should be a valid dictionary; …"``: where and what, no input echo."""
+    problems = [f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}" for item in errors[:10]]
+    more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
+    return "; ".join(problems) + more
 
 
 async def _last_resort(request: Request, call_next: RequestResponseEndpoint) -> Response:

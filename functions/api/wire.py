@@ -17,7 +17,7 @@ class _Wire(BaseModel):
 class SetupRequest(_Wire):
     """``POST /setup``: the label config arrives as ``schema``."""
 
-    project: str | int
+    project: Any = Field(description='"<id>.<created_ts>", checked by functions.ids.project_id')
     label_config: str | None = Field(None, alias="schema")
 
 
@@ -36,7 +36,7 @@ class PredictRequest(_Wire):
     """``POST /predict``: ``{"tasks": [...], "project": "12.1732880000", "label_config", "params"}``."""
 
     tasks: list[Task]
-    project: str | int
+    project: Any = Field(description='"<id>.<created_ts>", checked by functions.ids.project_id')
     label_config: str
 
 
@@ -61,7 +61,7 @@ class TrainRequest(_Wire):
     """``POST /train`` (Label Studio < 1.12, or the training-webhook flag off)."""
 
     annotations: list[dict[str, Any]]
-    project: str | int
+    project: Any = Field(description='"<id>.<created_ts>", checked by functions.ids.project_id')
     label_config: str
 
 

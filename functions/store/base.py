@@ -38,11 +38,15 @@ class ObjectStore(ABC):
         """The object at `key`, or None if there is none."""
 
     @abstractmethod
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, expiring: bool = False
+    ) -> str:
         """Write `data` at `key` and return the new etag.
 
         `if_none_match=True` writes only if no object exists; `if_match=etag` only if the
         current object has that etag. Otherwise the write is unconditional (last writer wins).
+        `expiring=True` marks a temporary object (a staged request) for the bucket's
+        lifecycle rule (S3 tag ``lifecycle=expiring``); the local store keeps it.
         """
 
     @abstractmethod

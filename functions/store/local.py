@@ -41,7 +41,9 @@ class LocalStore(ObjectStore):
             raise StoreUnavailable(f"cannot read {key}: {error.strerror}") from error
         return StoredObject(data, _etag(data))
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, expiring: bool = False
+    ) -> str:
         path = self._path(key)
         if if_match is None and not if_none_match:
             self._write(path, data)

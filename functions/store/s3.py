@@ -14,6 +14,7 @@ from functions.errors import PreconditionFailed, StoreUnavailable
 from functions.store.base import ObjectStore, StoredObject, join_key
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+EXPIRING_TAG = "lifecycle=expiring"  # infra/bucket.yml expires objects with this tag
 _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
@@ -52,9 +53,11 @@ class S3Store(ObjectStore):
             raise _unavailable("read", key, error) from error
         return StoredObject(data, response["ETag"])
 
-    def put(self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False) -> str:
+    def put(
+        self, key: str, data: bytes, *, if_match: str | None = None, if_none_match: bool = False, expiring: bool = False
+    ) -> str:
         full_key = self._key(key)
-        extra: dict[str, str] = {}
+        extra: dict[str, str] = {"Tagging": EXPIRING_TAG} if expiring else {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
         if if_match is not None:
@@ -62,7 +65,7 @@ class S3Store(ObjectStore):
         try:
             response = self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, **extra)
         except Exception as error:  # noqa: BLE001
-            if extra and _code(error) in _CONFLICT:
+            if (if_match or if_none_match) and _code(error) in _CONFLICT:
                 raise PreconditionFailed(f"{key} changed or already exists") from error
             raise _unavailable("write", key, error) from error
         return response["ETag"]

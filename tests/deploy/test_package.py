@@ -70,6 +70,9 @@ def test_the_bucket_is_versioned_private_encrypted_tls_only_and_survives_removal
     assert props["VersioningConfiguration"]["Status"] == "Enabled"
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
     assert all(props["PublicAccessBlockConfiguration"].values())
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireStagedTrainRequests"]["TagFilters"] == [{"Key": "lifecycle", "Value": "expiring"}]
+    assert "ExpirationInDays" not in rules["ForgetOldVersionsOfRewrittenObjects"]  # current objects never expire
     (deny,) = resources["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
 

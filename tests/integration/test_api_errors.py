@@ -47,6 +47,18 @@ def test_unknown_fields_are_accepted_everywhere(client):
     assert client.post("/setup", json={"project": "1.2", "schema": CONFIG, "new": 1}).status_code == 200
 
 
+@pytest.mark.parametrize("project", [True, [1], 1.5, "١٢", "7.1.2"])
+def test_setup_refuses_project_ids_of_other_types(client, project):
+    reply = client.post("/setup", json={"project": project, "schema": CONFIG})
+    assert reply.status_code == 422 and "project must be" in reply.json()["detail"]
+
+
+def test_a_huge_label_config_is_refused_before_parsing(client):
+    config = "<View>" + "<Choice value='x'/>" * 60_000 + "</View>"
+    reply = client.post("/predict", json={"tasks": [TASK], "project": "1.2", "label_config": config})
+    assert reply.status_code == 422 and "reads at most 1,000,000" in reply.json()["detail"]
+
+
 def test_setup_succeeds_even_for_a_config_the_backend_cannot_use(client):
     reply = client.post("/setup", json={"project": "7.1", "schema": "<View><Image name='i' value='$img'/></View>"})
     assert reply.json() == {"model_version": "untrained"}
@@ -55,6 +67,8 @@ def test_setup_succeeds_even_for_a_config_the_backend_cannot_use(client):
 @pytest.mark.parametrize(
     "body, status, detail",
     [
+        ({"action": "ANNOTATION_CREATED", "project": {"id": 1}, "annotation": {"id": 5, "task": 5, "result": 7}}, 422, "annotation.result must be a list"),
+        ({"action": "ANNOTATION_CREATED", "project": {"id": 1}, "annotation": {"id": 5, "task": 10**300}}, 422, "an integer of 997 bits"),
         ({"action": "SOMETHING_NEW", "project": {"id": 1}}, 200, None),
         ({"project": {"id": 1}}, 422, "body.action: Field required"),
         ({"action": "START_TRAINING", "project": {"id": 1}}, 422, "needs project.label_config"),
@@ -80,6 +94,11 @@ def test_a_bad_train_request_stages_nothing(client, settings):
     assert reply.status_code == 422 and "no whole-text classification control" in reply.json()["detail"]
     reply = client.post("/train", content=b"not json")
     assert reply.status_code == 422 and "/train expects Label Studio's JSON" in reply.json()["detail"]
+    reply = client.post("/train", json={"annotations": [], "project": "1.2"})
+    assert reply.status_code == 422 and reply.json()["detail"].endswith("label_config: Field required")
+    deep = b'{"annotations": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    reply = client.post("/train", content=deep)
+    assert reply.status_code == 422 and "nested too deeply" in reply.json()["detail"]
     assert store.list_keys("projects/") == []
 
 
@@ -87,6 +106,8 @@ def test_unknown_jobs_and_bad_ids_in_urls(client):
     assert client.get("/projects/1/jobs/0123456789abcdef0123456789abcdef").status_code == 404
     assert client.get("/projects/1/jobs/..%2F..%2Flatest").status_code == 404
     assert client.get("/projects/abc/jobs").status_code == 422
+    assert client.get("/projects/7%0A/jobs").status_code == 422
+    assert client.get("/projects/7/jobs/0123456789abcdef0123456789abcdef%0A").status_code == 404
     assert client.get("/projects/1/jobs").json() == {"jobs": []}
     assert client.get("/versions", params={"project": "1;drop"}).status_code == 422
 
@@ -130,7 +151,8 @@ def basic(user: str, password: str, encoding: str = "utf-8") -> dict[str, str]:
     [{}, basic("admin", "wrong"), basic("other", "pa:ss é"), {"Authorization": "Basic !!!"}, {"Authorization": "Bearer x"}],
 )
 def test_basic_auth_rejects_missing_or_wrong_credentials_on_every_endpoint(auth_client, headers):
-    for method, path in [("GET", "/health"), ("POST", "/setup"), ("POST", "/predict"), ("POST", "/webhook"), ("POST", "/train"), ("GET", "/versions")]:
+    for method, path in [("GET", "/health"), ("POST", "/setup"), ("POST", "/predict"), ("POST", "/webhook"), ("POST", "/train"),
+                         ("GET", "/versions"), ("GET", "/projects/1/jobs"), ("GET", "/docs"), ("GET", "/openapi.json")]:
         reply = auth_client.request(method, path, headers=headers, json={})
         assert reply.status_code == 401, path
         assert reply.headers["www-authenticate"] == 'Basic realm="label-studio-ml-backend", charset="UTF-8"'
@@ -139,3 +161,11 @@ def test_basic_auth_rejects_missing_or_wrong_credentials_on_every_endpoint(auth_
 @pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])  # python-requests, Label Studio's client, sends latin-1
 def test_basic_auth_accepts_the_right_credentials(auth_client, encoding):
     assert auth_client.get("/health", headers=basic("admin", "pa:ss é", encoding)).status_code == 200
+    schema = auth_client.get("/openapi.json", headers=basic("admin", "pa:ss é", encoding)).json()
+    assert {"/health", "/setup", "/predict", "/webhook", "/train", "/versions"} <= set(schema["paths"])
+
+
+@pytest.mark.parametrize("header", ["Basic \xff\xfe".encode("latin-1"), "Basic ä".encode("latin-1"), b"Basic " + b"A" * 60_000])
+def test_garbage_authorization_headers_are_401_not_500(auth_client, header):
+    reply = auth_client.get("/health", headers={"Authorization": header})
+    assert reply.status_code == 401

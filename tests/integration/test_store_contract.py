@@ -64,6 +64,22 @@ def test_listing_keys_and_folders(store):
     assert store.list_keys("projects/2/") == [] and store.list_folders("nothing/") == []
 
 
+def test_expiring_objects_read_back_like_others(store):
+    store.put("projects/1/requests/j.json", b"{}", expiring=True)
+    assert store.get("projects/1/requests/j.json").data == b"{}"
+
+
+def test_s3_tags_expiring_objects_for_the_lifecycle_rule(aws_credentials):
+    with mock_aws():
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="models")
+        store = S3Store("models")
+        store.put("a", b"x", expiring=True)
+        store.put("b", b"y")
+        assert client.get_object_tagging(Bucket="models", Key="a")["TagSet"] == [{"Key": "lifecycle", "Value": "expiring"}]
+        assert client.get_object_tagging(Bucket="models", Key="b")["TagSet"] == []
+
+
 def test_get_many_keeps_order_and_gaps(store):
     store.put("a", b"A")
     store.put("c", b"C")

@@ -95,6 +95,13 @@ def test_a_failed_request_sent_again_is_a_new_job(client):
     assert second != first and wait_for_job(client, "4", second)["state"] == "failed"
 
 
+def test_start_training_with_an_empty_annotation_log_says_how_to_get_annotations(client):
+    job = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}).json()["job"]
+    job = wait_for_job(client, "4", job)
+    assert job["state"] == "failed" and job["reason"].startswith("the annotation log of project 4 is empty")
+    assert "LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY" in job["reason"] and job["report"]["source"] == "annotation_log"
+
+
 def test_webhook_deletions_remove_annotations_from_the_next_training(client):
     tasks = sample_tasks()
     for task in tasks:
@@ -104,7 +111,7 @@ def test_webhook_deletions_remove_annotations_from_the_next_training(client):
     job = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}).json()["job"]
     report = wait_for_job(client, "4", job)["report"]
     assert report["controls"]["topic"]["labels"] == {"Politics": 8, "Technology": 8, "Sport": 8}
-    assert report["dropped"] == {"empty": 8}
+    assert report["dropped"] == {} and report["tasks_seen"] == 24  # tasks left with no annotation are not annotated
     version = wait_for_version(client, "4.1", CONFIG, "untrained")
     reply = client.post("/predict", json={"tasks": [{"data": {"text": "heavy rain and snow"}}], "project": "4.1", "label_config": CONFIG})
     assert reply.json()["results"][0]["model_version"] == version

@@ -29,9 +29,24 @@ def test_deletions_by_annotation_id_win_even_over_later_updates(tmp_path):
     store = LocalStore(tmp_path)
     for task_id, ann_id in [(1, 10), (2, 20)]:
         annotation_log.record_annotation(store, "3", annotation(ann_id, "A", "2026-01-01T00:00:00Z", task=task_id), {"id": task_id, "data": {"text": "t"}})
-    assert annotation_log.record_deletions(store, "3", [{"id": 20}]) == 1
+    assert annotation_log.record_deletions(store, "3", [{"id": 20}, {"id": 20}, {"id": 99}]) == 2
     annotation_log.record_annotation(store, "3", annotation(20, "B", "2026-01-02T00:00:00Z", task=2), None)
-    assert labels_in(annotation_log.read_log(store, "3")) == {1: [(10, "A")], 2: []}
+    assert labels_in(annotation_log.read_log(store, "3")) == {1: [(10, "A")]}  # task 2 has no annotation left
+    assert len(store.list_keys("projects/3/deleted_annotations/")) == 1
+
+
+def test_ids_and_results_of_the_wrong_shape_are_refused_before_anything_is_written(tmp_path):
+    import pytest
+
+    from functions.errors import InvalidRequest
+
+    store = LocalStore(tmp_path)
+    for bad in [{"id": 1, "task": 1, "result": 7}, {"id": 10**300, "task": 1}, {"id": 1, "task": -1}, {"id": "1", "task": 1}]:
+        with pytest.raises(InvalidRequest):
+            annotation_log.record_annotation(store, "3", bad, None)
+    with pytest.raises(InvalidRequest, match="an integer of 997 bits"):
+        annotation_log.record_deletions(store, "3", [{"id": 10**300}])
+    assert store.list_keys("projects/") == []
 
 
 def test_projects_are_separate(tmp_path):

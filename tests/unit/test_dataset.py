@@ -61,3 +61,17 @@ def test_multiple_choice_control_keeps_known_labels_only():
     tasks = [task(1, [annotation(1, choice("tags", "x", "gone", "y"))]), task(2, [annotation(2, choice("tags", "gone"))])]
     tags = build_training_set(tasks, config).controls["tags"]
     assert tags.targets == [("x", "y")] and dict(tags.dropped) == {"unknown_label": 1}
+
+
+def test_junk_in_tasks_and_annotations_is_counted_never_fatal():
+    config = parse_label_config('<View><Text name="t" value="$text"/><Choices name="topic" toName="t"><Choice value="A"/><Choice value="B"/></Choices></View>')
+    tasks = [
+        "not a task", {"id": 2, "annotations": 5}, {"id": 3, "annotations": [7, None]},
+        {"id": 4, "annotations": [{"result": 7}]}, {"id": 5, "annotations": [{"result": [1, {"type": "choices", "value": 3}]}]},
+        {"id": 6, "data": "text", "annotations": [annotation(6, choice("topic", "A"))]},
+        {"id": 7, "data": {"text": "fine"}, "annotations": [annotation(7, {"from_name": "topic", "type": "choices", "value": {"choices": [1, "B"]}})]},
+    ]
+    result = build_training_set(tasks, config)
+    assert dict(result.dropped) == {"empty": 5}
+    topic = result.controls["topic"]
+    assert dict(topic.dropped) == {"no_text": 1} and topic.targets == [("B",)]

@@ -51,3 +51,17 @@ def test_entity_expansion_is_refused():
 def test_text_loaded_from_url_is_not_classified():
     xml = '<View><Text name="t" value="$url" valueType="url"/><Choices name="c" toName="t"><Choice value="a"/></Choices></View>'
     assert parse_label_config(xml).controls == ()
+
+
+def test_duplicate_control_names_keep_the_first_and_say_why():
+    xml = ('<View><Text name="t" value="$text"/><Choices name="c" toName="t"><Choice value="a"/><Choice value="b"/></Choices>'
+           '<Choices name="c" toName="t"><Choice value="x"/></Choices></View>')
+    config = parse_label_config(xml)
+    assert [c.labels for c in config.controls] == [("a", "b")]
+    assert config.ignored == ("<Choices name='c'>: another <Choices> has the same name",)
+
+
+def test_thousands_of_choices_are_read_in_order_without_duplicates():
+    choices = "".join(f'<Choice value="l{i % 20_000}"/>' for i in range(40_000))
+    (control,) = parse_label_config(f'<View><Text name="t" value="$text"/><Choices name="c" toName="t">{choices}</Choices></View>').controls
+    assert len(control.labels) == 20_000 and control.labels[:2] == ("l0", "l1")

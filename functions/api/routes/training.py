@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from fastapi import APIRouter, Request, status
+from pydantic import ValidationError
 
 from functions import versions
+from functions.api.errors import describe
 from functions.api.services import ServicesDep
 from functions.api.wire import JobReply, TrainRequest, VersionsReply
 from functions.errors import InvalidRequest
@@ -30,7 +32,9 @@ async def train(request: Request, services: ServicesDep) -> JobReply:
     raw = await request.body()
     try:
         body = TrainRequest.model_validate(json.loads(raw))
-    except ValueError as error:
+    except ValidationError as error:
+        raise InvalidRequest(f"/train expects Label Studio's JSON {{annotations, project, label_config}}: {describe(error.errors())}") from error
+    except (ValueError, RecursionError) as error:
         raise InvalidRequest(f"/train expects Label Studio's JSON {{annotations, project, label_config}}: {_first_line(error)}") from error
     project = project_id(body.project)
     job = request_training(services.store, services.queue, services.settings, project, body.label_config, staged_body=raw)
@@ -63,4 +67,6 @@ def list_model_versions(services: ServicesDep, project: str | None = None) -> Ve
 
 
 def _first_line(error: Exception) -> str:
+    if isinstance(error, RecursionError):
+        return "the JSON is nested too deeply"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
