@@ -76,11 +76,16 @@ def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple
     started = time.monotonic()
     tasks, provenance = gather_tasks(store, job, settings)
     if not tasks and provenance["source"] == "annotation_log":
+        pull = (
+            f"Label Studio could not be read: {provenance['label_studio_error']}"
+            if settings.label_studio_url and settings.label_studio_api_key
+            else "Set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to pull the annotations already in Label Studio, "
+            "or save annotations again to resend them"
+        )
         raise TrainingDataError(
             f"the annotation log of project {job.project} is empty: Label Studio sends annotations to /webhook only "
             "once the backend is connected (and, with Basic auth, once the project webhook carries the Authorization "
-            "header). Set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to pull the annotations already in Label Studio, "
-            "or save annotations again to resend them",
+            f"header). {pull}",
             provenance,
         )
     training_set = build_training_set(tasks, config)
