@@ -21,6 +21,11 @@ from functions.ids import checked_job_id, project_id
 from functions.store import ObjectStore
 
 
+# What triggered a job (Job.source).
+START_TRAINING = "start_training"  # trains on the project's annotations: Label Studio's export, else the log
+TRAIN_REQUEST = "train_request"    # trains on the tasks of a staged /train body
+
+
 class JobState(str, Enum):
     QUEUED = "queued"
     RUNNING = "running"

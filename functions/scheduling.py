@@ -17,12 +17,11 @@ import logging
 
 from functions import keys
 from functions.ids import new_job_id
-from functions.jobs import Job, JobState, newest_job, save_job
+from functions.jobs import START_TRAINING, TRAIN_REQUEST, Job, JobState, newest_job, save_job
 from functions.label_config import parse_label_config
 from functions.settings import Settings
 from functions.store import ObjectStore
 from functions.train_queue import TrainQueue
-from functions.training import START_TRAINING, TRAIN_REQUEST
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,13 @@ from typing import Any
 from functions import annotation_log, versions
 from functions.dataset import ControlExamples, build_training_set
 from functions.errors import TrainingDataError, UnsupportedLabelConfig
-from functions.jobs import FINISHED, Job, JobMessage, JobState, list_jobs, load_job, save_job
+from functions.jobs import FINISHED, TRAIN_REQUEST, Job, JobMessage, JobState, list_jobs, load_job, save_job
 from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioClient, LabelStudioRefused, LabelStudioUnreachable
 from functions.settings import ModelParams, Settings
 from functions.store import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
-
-# What triggered a job (Job.source).
-START_TRAINING = "start_training"  # trains on the project's annotations: Label Studio's export, else the log
-TRAIN_REQUEST = "train_request"    # trains on the tasks of a staged /train body
 
 JOB_FAILURES = (TrainingDataError, UnsupportedLabelConfig, LabelStudioRefused)
 

@@ -2,14 +2,23 @@
 are what the deployment issue asks for."""
 
 import json
+import os
 import subprocess
 import zipfile
+from typing import NamedTuple
 
 import pytest
 
 from tests.conftest import ROOT
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes, function + layers
+
+
+class Packaged(NamedTuple):
+    archive: zipfile.ZipFile
+    resources: dict
+    outputs: dict
+    log: str
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +30,11 @@ def packaged(sls_env, tmp_path_factory):
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     template = json.loads((out / "cloudformation-template-update-stack.json").read_text())
-    return zipfile.ZipFile(out / "ls-textcls.zip"), template["Resources"], template["Outputs"]
+    return Packaged(zipfile.ZipFile(out / "ls-textcls.zip"), template["Resources"], template["Outputs"], done.stdout + done.stderr)
 
 
 def test_the_artifact_holds_both_handlers_and_the_scientific_stack_under_the_limit(packaged):
-    archive, _, _ = packaged
+    archive = packaged.archive
     names = set(archive.namelist())
     assert {"functions/api/handler.py", "functions/train/handler.py", "functions/training.py"} <= names
     for package in ("sklearn/__init__.py", "scipy/__init__.py", "numpy/__init__.py", "fastapi/__init__.py", "mangum/__init__.py"):
@@ -35,12 +44,24 @@ def test_the_artifact_holds_both_handlers_and_the_scientific_stack_under_the_lim
     assert unzipped < LAMBDA_UNZIPPED_LIMIT, f"{unzipped / 2**20:.0f} MiB unzipped"
 
 
+def test_the_artifact_ships_python_3_12_bytecode_when_a_3_12_interpreter_is_at_hand(packaged):
+    names = set(packaged.archive.namelist())
+    if "no Python 3.12 found" in packaged.log:
+        message = "no Python 3.12 on this machine: the package was built without bytecode (see README)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    assert {"functions/api/__pycache__/handler.cpython-312.pyc", "fastapi/__pycache__/applications.cpython-312.pyc"} <= names
+    assert not any(".cpython-311." in n or ".cpython-313." in n for n in names)
+
+
+
 def by_type(resources, kind):
     return {name: r for name, r in resources.items() if r["Type"] == kind}
 
 
 def test_functions_events_and_queue_follow_the_design(packaged):
-    _, resources, outputs = packaged
+    resources, outputs = packaged.resources, packaged.outputs
     functions = {r["Properties"]["Handler"]: r["Properties"] for r in by_type(resources, "AWS::Lambda::Function").values()}
     api, train = functions["functions/api/handler.handler"], functions["functions/train/handler.handler"]
     assert api["Runtime"] == train["Runtime"] == "python3.12" and api["Architectures"] == ["x86_64"]
@@ -63,7 +84,7 @@ def test_functions_events_and_queue_follow_the_design(packaged):
 
 
 def test_the_bucket_is_versioned_private_encrypted_tls_only_and_survives_removal(packaged):
-    _, resources, _ = packaged
+    resources = packaged.resources
     bucket = resources["ModelBucket"]
     assert bucket["DeletionPolicy"] == "Retain" and bucket["UpdateReplacePolicy"] == "Retain"
     props = bucket["Properties"]
@@ -78,7 +99,7 @@ def test_the_bucket_is_versioned_private_encrypted_tls_only_and_survives_removal
 
 
 def test_each_function_has_its_own_least_privilege_role_and_nobody_deletes(packaged):
-    _, resources, _ = packaged
+    resources = packaged.resources
     roles = by_type(resources, "AWS::IAM::Role")
     functions = by_type(resources, "AWS::Lambda::Function")
     assert {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()} == {"ApiRole", "TrainRole"}
