@@ -79,9 +79,9 @@ def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple
             "or save annotations again to resend them"
         )
         raise TrainingDataError(
-            f"the annotation log of project {job.project} is empty: Label Studio sends annotations to /webhook only "
-            "once the backend is connected (and, with Basic auth, once the project webhook carries the Authorization "
-            f"header). {pull}",
+            f"the annotation log of project {job.project} is empty: Label Studio sends an annotation to /webhook only "
+            "when it is saved while the backend is connected, never for imported annotations (and, with Basic auth, "
+            f"only once the project webhook carries the Authorization header). {pull}",
             provenance,
         )
     training_set = build_training_set(tasks, config)
