@@ -32,6 +32,7 @@ class ControlExamples:
     dropped: Counter[str] = field(default_factory=Counter)
 
     def label_counts(self) -> dict[str, int]:
+        """Examples per label, in config order, labels with none left out."""
         counts = Counter(label for target in self.targets for label in target)
         return {label: counts[label] for label in self.control.labels if counts[label]}
 

@@ -11,6 +11,7 @@ from functions.settings import get_settings
 
 
 def main() -> None:
+    """Serve the app on HOST:PORT until interrupted."""
     settings = get_settings()
     configure_logging(settings.log_level)
     logging.getLogger(__name__).info("model store: %s, training queue: %s", settings.model_store_uri, settings.train_queue)

@@ -27,6 +27,7 @@ TRAIN_REQUEST = "train_request"    # trains on the tasks of a staged /train body
 
 
 class JobState(str, Enum):
+    """A job's state; `FINISHED` ones never change again."""
     QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
@@ -84,6 +85,7 @@ class Job(BaseModel):
     report: dict[str, Any] | None = None
 
     def message(self) -> JobMessage:
+        """The queue message that names this job."""
         return JobMessage(project=self.project, job_id=self.job_id)
 
     def public(self) -> dict[str, Any]:
@@ -92,10 +94,12 @@ class Job(BaseModel):
 
 
 def now() -> str:
+    """The current UTC time, ISO 8601."""
     return datetime.now(timezone.utc).isoformat()
 
 
 def save_job(store: ObjectStore, job: Job) -> Job:
+    """Write `job` (stamping ``updated_at``) and return it."""
     job.updated_at = now()
     store.put(keys.job(job.project, job.job_id), job.model_dump_json().encode("utf-8"))
     return job

@@ -5,10 +5,6 @@ from __future__ import annotations
 PROJECTS = "projects/"
 
 
-def project_prefix(project: str) -> str:
-    return f"projects/{project}/"
-
-
 def latest(project: str) -> str:
     return f"projects/{project}/latest.json"
 

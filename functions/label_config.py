@@ -57,6 +57,7 @@ class LabelConfig:
     ignored: tuple[str, ...] = field(default=())
 
     def control(self, name: str) -> ChoicesControl | None:
+        """The control named `name`, or None."""
         return next((c for c in self.controls if c.name == name), None)
 
     def require_controls(self) -> tuple[ChoicesControl, ...]:

@@ -53,6 +53,7 @@ class LabelStudioClient:
 
     @property
     def uses_personal_access_token(self) -> bool:
+        """A JWT (three dot-separated parts): exchanged at /api/token/refresh/."""
         return self._key.count(".") == 2 and self._key.startswith("eyJ")
 
     def export_tasks(self, project: str) -> list[dict[str, Any]]:
@@ -78,6 +79,7 @@ class LabelStudioClient:
         return [task for task in tasks if isinstance(task, dict)]
 
     def close(self) -> None:
+        """Close the HTTP connections."""
         self._http.close()
 
     def _get(self, path: str, params: dict[str, str]) -> httpx.Response:

@@ -43,6 +43,7 @@ class ModelCache:
         return COLD_START if self.settings.cold_start else UNTRAINED
 
     def pointer(self, project: str) -> versions.Pointer | None:
+        """The project's serving pointer, read from the store at most every POINTER_TTL_SECONDS."""
         now = time.monotonic()
         cached = self._pointers.get(project)
         if cached and now - cached[0] < self.settings.pointer_ttl_seconds:

@@ -75,6 +75,7 @@ class Settings(BaseSettings):
 
 
     def model_params(self) -> ModelParams:
+        """The pipeline's hyper-parameters."""
         return ModelParams(self.tfidf_ngram_max, self.tfidf_min_df, self.lr_c, self.lr_max_iter)
 
 

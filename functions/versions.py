@@ -33,6 +33,7 @@ def version_name(project: str, number: int) -> str:
 
 
 def version_number(version: str) -> int | None:
+    """``3`` for ``p12-v3``; None for a name that is not a version."""
     match = _VERSION.match(version)
     return int(match.group(2)) if match else None
 

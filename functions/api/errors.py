@@ -19,6 +19,7 @@ log = logging.getLogger("functions.api")
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Register the one mapping of errors to HTTP replies on `app`."""
     app.add_exception_handler(BackendError, _backend_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(BaseHTTPMiddleware, dispatch=_last_resort)

@@ -18,5 +18,6 @@ _asgi = Mangum(app, lifespan="off")  # "auto" would run startup/shutdown on ever
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """API Gateway HTTP API (payload 2.0) event → the app's HTTP response dict."""
     configure_logging(app.state.services.settings.log_level)
     return _asgi(event, context)

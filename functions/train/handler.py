@@ -17,5 +17,6 @@ def _store() -> ObjectStore:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, list]:
+    """SQS event → ``{"batchItemFailures": [...]}`` (see `functions.train.records`)."""
     configure_logging(get_settings().log_level)
     return process_records(event.get("Records") or [], get_settings(), _store())

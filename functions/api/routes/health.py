@@ -7,4 +7,5 @@ router = APIRouter(tags=["label-studio"])
 
 @router.get("/health")
 def health() -> dict[str, str]:
+    """Liveness: no store access, no scikit-learn."""
     return {"status": "UP", "model_class": "TfidfLogisticRegression"}

@@ -20,6 +20,7 @@ router = APIRouter(tags=["training"])
 
 
 def job_reply(project: str, job_id: str) -> JobReply:
+    """The reply to a queued training request (Label Studio keeps ``job``)."""
     return JobReply(job=job_id, status_url=f"/projects/{project}/jobs/{job_id}")
 
 
