@@ -73,7 +73,7 @@ def publish_model(env: dict[str, str]) -> str:
     os.environ.update(env)
     import boto3
 
-    from functions.jobs import Job, save_job
+    from functions.jobs import TRAIN_REQUEST, Job, save_job
     from functions.settings import Settings
     from functions.store import open_store
     from functions.training import run_job
@@ -83,7 +83,7 @@ def publish_model(env: dict[str, str]) -> str:
     tasks = json.loads((SHARED / "data" / "ag_news" / "labeled_train.json").read_text())[:2000]
     store = open_store(env["MODEL_STORE_URI"])
     store.put_json("projects/1/requests/bench.json", {"annotations": tasks})
-    job = Job(job_id="0" * 32, project="1", source="request", label_config=config, request_key="projects/1/requests/bench.json")
+    job = Job(job_id="0" * 32, project="1", source=TRAIN_REQUEST, label_config=config, request_key="projects/1/requests/bench.json")
     save_job(store, job)
     finished = run_job(job.message(), Settings(model_store_uri=env["MODEL_STORE_URI"]), store)
     assert finished.version == "p1-v1", finished
