@@ -24,7 +24,8 @@ def predict(body: PredictRequest, services: ServicesDep) -> PredictReply:
     """One prediction per task, in order, all tasks in one vectorised call.
 
     Before the project's first training there is no model: the reply has no results and Label
-    Studio stores no prediction (it logs "ML backend returned empty prediction").
+    Studio 1.23.2 stores no prediction (it logs "ML backend returns an incorrect response,
+    results field must be a list with at least one item").
     """
     project = project_id(body.project)
     config = parse_label_config(body.label_config)
@@ -37,9 +38,8 @@ def predict(body: PredictRequest, services: ServicesDep) -> PredictReply:
         model = cache.cold_start_model(config)
     else:
         model = None
-    version = cache.serving_version(project)
     if model is None or not body.tasks:
-        return PredictReply(results=[], model_version=version)
+        return PredictReply(results=[], model_version=model.version if model else cache.serving_version(project))
     tasks = [task.model_dump() for task in body.tasks]
     results = predict_tasks(tasks, config, model, services.settings.multilabel_threshold)
     return PredictReply(results=results, model_version=model.version)
