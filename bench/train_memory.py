@@ -24,7 +24,7 @@ SHARED = ROOT.parent / "shared"
 CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[2])
-from functions.classifier import fit
+from functions.model.classifier import fit
 from functions.settings import Settings
 texts, labels = json.load(open(sys.argv[1]))
 started = time.perf_counter()

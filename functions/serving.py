@@ -79,7 +79,7 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        from functions.classifier import fit_on_label_names
+        from functions.model.classifier import fit_on_label_names
         from functions.errors import TrainingDataError
 
         models, labels = {}, {}
@@ -110,7 +110,7 @@ def predict_tasks(
     labels left in the config).
 
     Each item is ``{"result": [one choices result per control], "score": float, "model_version"}``.
-    Labels the current config lacks are never predicted. Scores follow `functions.decisions`
+    Labels the current config lacks are never predicted. Scores follow `functions.model.decisions`
     (single choice: the label's probability among the labels still in the config; multiple
     choice: the lowest probability among the listed labels, `threshold` deciding which are
     listed). With several controls the task's score is the lowest of theirs (the least sure
@@ -149,7 +149,7 @@ def _predict_control(
     outcome: list[tuple[dict[str, Any], float] | None] = [None] * len(tasks)
     if not present:
         return outcome
-    from functions.decisions import decide  # NumPy: not on the /health and /setup path
+    from functions.model.decisions import decide  # NumPy: not on the /health and /setup path
 
     probabilities = pipeline.predict_proba([texts[i] for i in present])[:, allowed]
     if not model.manifest.get("controls", {}).get(control.name, {}).get("multiple", False):

@@ -145,8 +145,8 @@ def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list
 
 
 def _fit_control(examples: ControlExamples, params: ModelParams, threshold: float) -> tuple[Any, list[str], dict[str, Any]]:
-    from functions.classifier import fit, fit_multilabel, require_two_labels
-    from functions.evaluation import holdout_metrics
+    from functions.model.classifier import fit, fit_multilabel, require_two_labels
+    from functions.model.evaluation import holdout_metrics
 
     multiple = examples.control.multiple
     require_two_labels(sorted({label for target in examples.targets for label in target}), len(examples.targets))

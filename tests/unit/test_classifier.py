@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from functions.classifier import ModelParams, fit, fit_on_label_names
+from functions.model.classifier import ModelParams, fit, fit_on_label_names
 from functions.errors import TrainingDataError
 
 TEXTS = ["cheap pills buy now", "win money now", "lunch at noon?", "see you at the meeting", "free prize claim now", "call me later"]

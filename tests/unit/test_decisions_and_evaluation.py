@@ -1,7 +1,7 @@
 import numpy as np
 
-from functions.decisions import decide
-from functions.evaluation import holdout_metrics
+from functions.model.decisions import decide
+from functions.model.evaluation import holdout_metrics
 from functions.settings import ModelParams
 
 

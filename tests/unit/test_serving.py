@@ -1,6 +1,6 @@
 import pytest
 
-from functions.classifier import ModelParams, fit
+from functions.model.classifier import ModelParams, fit
 from functions.label_config import parse_label_config
 from functions.serving import predict_tasks
 from functions.versions import StoredModel

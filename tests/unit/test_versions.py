@@ -1,7 +1,7 @@
 import pytest
 
 from functions import keys, versions
-from functions.classifier import ModelParams, fit
+from functions.model.classifier import ModelParams, fit
 from functions.errors import CorruptModel
 from functions.store import LocalStore
 

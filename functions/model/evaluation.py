@@ -15,8 +15,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import MultiLabelBinarizer
 
-from functions.classifier import ModelParams, fit, fit_multilabel
-from functions.decisions import decide
+from functions.model.classifier import ModelParams, fit, fit_multilabel
+from functions.model.decisions import decide
 
 MIN_EXAMPLES = 50
 HOLDOUT = 0.2
