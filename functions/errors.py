@@ -49,6 +49,13 @@ class CorruptModel(BackendError):
     status_code = 500
 
 
+class ArtifactMismatch(BackendError):
+    """A fitted model cannot be turned into a compact serving model that predicts the same:
+    the version is not published. Retrying will not help."""
+
+    status_code = 500
+
+
 class TrainingDataError(BackendError):
     """The job's data cannot train a model (e.g. fewer than 2 labels). Retrying will not help.
 

@@ -2,7 +2,8 @@
 
 The serving version is read from ``latest.json`` at most every POINTER_TTL_SECONDS per
 project, so a running API picks up a newly published version within seconds, with no restart.
-Only loading a model imports scikit-learn; /setup needs the pointer alone.
+Models are the compact ones of `functions.model.compact` (NumPy, loaded on first use); the
+API never imports scikit-learn. /setup needs the pointer alone.
 """
 
 from __future__ import annotations
@@ -73,22 +74,20 @@ class ModelCache:
         return loaded
 
     def cold_start_model(self, config: LabelConfig) -> versions.StoredModel | None:
-        """A model fitted on the label names of `config` (COLD_START), cached per config."""
+        """A model fitted on the label names of `config` (COLD_START), cached per config; None
+        if no control's label names hold a word to learn from."""
         key = ("cold-start", repr(config.controls))
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        from functions.model.classifier import fit_on_label_names
-        from functions.errors import TrainingDataError
+        from functions.model.cold_start import label_name_model
 
         models, labels = {}, {}
         for control in config.controls:
-            try:
-                classifier = fit_on_label_names(control.labels, self.settings.model_params())
-            except TrainingDataError:
-                continue
-            models[control.name], labels[control.name] = classifier.pipeline, classifier.classes
+            model = label_name_model(control.labels, self.settings.lr_c)
+            if model is not None:
+                models[control.name], labels[control.name] = model, list(control.labels)
         if not models:
             return None
         loaded = versions.StoredModel(COLD_START, models, labels, {})

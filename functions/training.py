@@ -1,4 +1,5 @@
-"""Run one training job: gather annotations → fit one model per control → publish a version.
+"""Run one training job: gather annotations → fit one model per control → publish a version →
+measure its quality on a hold-out (after publishing, so that never delays the new version).
 
 The same function runs in the local worker (`functions.train_queue.local`) and in the train
 Lambda. It never raises for bad data or refused Label Studio credentials: the job ends
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from functions import annotation_log, versions
 from functions.dataset import ControlExamples, build_training_set
-from functions.errors import TrainingDataError, UnsupportedLabelConfig
+from functions.errors import ArtifactMismatch, BackendError, TrainingDataError, UnsupportedLabelConfig
 from functions.jobs import FINISHED, TRAIN_REQUEST, Job, JobMessage, JobState, list_jobs, load_job, save_job
 from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioClient, LabelStudioRefused, LabelStudioUnreachable
@@ -23,7 +25,7 @@ from functions.store import ObjectStore, open_store
 
 log = logging.getLogger(__name__)
 
-JOB_FAILURES = (TrainingDataError, UnsupportedLabelConfig, LabelStudioRefused)
+JOB_FAILURES = (TrainingDataError, UnsupportedLabelConfig, LabelStudioRefused, ArtifactMismatch)
 
 
 def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None = None) -> Job:
@@ -43,9 +45,10 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
         return _supersede(store, job, newer.job_id, "a newer training request of this project is queued")
     job.state, job.reason = JobState.RUNNING, None
     save_job(store, job)
+    fitted = None
     try:
-        job.version, job.report = train_and_publish(store, job, settings)
-        job.state = JobState.SUCCEEDED
+        fitted = fit_and_publish(store, job, settings)
+        job.version, job.report, job.state = fitted.version, fitted.report, JobState.SUCCEEDED
     except JOB_FAILURES as error:
         job.state, job.reason = JobState.FAILED, str(error)
         job.report = getattr(error, "report", None) or job.report
@@ -54,16 +57,33 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
     for twin in recent:  # identical requests that raced past the API's check
         if twin.job_id != job.job_id and twin.state == JobState.QUEUED and twin.trigger_digest == job.trigger_digest:
             _supersede(store, twin, job.job_id, "an identical training request ran")
+    if fitted is not None:  # the new version is served already; the record gets its metrics next
+        job.report = measure_quality(store, job.project, fitted, settings)
+        save_job(store, job)
     return job
 
 
-def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple[str, dict[str, Any]]:
-    """Fit the job's models and publish them; returns (version, report).
+@dataclass
+class Published:
+    """What `fit_and_publish` made: the served version, its report and the data it learnt from."""
+
+    version: str
+    report: dict[str, Any]
+    controls: dict[str, ControlExamples]
+
+
+def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Published:
+    """Fit the job's models on all their examples and publish them at once.
+
+    Each control's pipeline is turned into a compact serving model that must reproduce its
+    probabilities on a sample of the training texts (`functions.model.export`). Hold-out
+    quality is measured afterwards (`measure_quality`), so it never delays the new version.
 
     Raises:
         TrainingDataError: no control has enough data (the error carries the report).
         UnsupportedLabelConfig: the label config has no classification control.
         LabelStudioRefused: Label Studio refused the export (credentials, project).
+        ArtifactMismatch: a compact model does not reproduce its pipeline (nothing is published).
     """
     from threadpoolctl import threadpool_limits
 
@@ -89,16 +109,18 @@ def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple
     params = settings.model_params()
 
     models: dict[str, Any] = {}
+    serving: dict[str, Any] = {}
     labels: dict[str, list[str]] = {}
     problems: list[str] = []
     with threadpool_limits(limits=1):  # multi-threaded BLAS made fits 3-8x slower on 2 cores
         for name, examples in training_set.controls.items():
             try:
-                models[name], labels[name], quality = _fit_control(examples, params, settings.multilabel_threshold)
+                models[name], serving[name], labels[name], agreement = _fit_control(examples, params)
             except TrainingDataError as error:
                 problems.append(f"{name}: {error}")
                 continue
-            report["controls"][name]["quality"] = quality
+            report["controls"][name]["quality"] = {"pending": "measured on a hold-out after publishing"}
+            report["controls"][name]["serving_max_abs_diff"] = agreement
     report["fit_seconds"] = round(time.monotonic() - started, 3)
     if problems:
         report["problems"] = problems
@@ -111,7 +133,33 @@ def train_and_publish(store: ObjectStore, job: Job, settings: Settings) -> tuple
         "controls": {name: _control_manifest(training_set.controls[name]) for name in models},
         "sklearn_version": _sklearn_version(),
     }
-    return versions.publish(store, job.project, job.job_id, models, labels, manifest), report
+    version = versions.publish(store, job.project, job.job_id, models, serving, labels, manifest)
+    return Published(version, report, {name: training_set.controls[name] for name in models})
+
+
+def measure_quality(store: ObjectStore, project: str, published: Published, settings: Settings) -> dict[str, Any]:
+    """Hold-out quality of each published control, written into the version's manifest; returns
+    the completed report. A failure here is recorded in the report and never unpublishes."""
+    from threadpoolctl import threadpool_limits
+
+    from functions.model.evaluation import holdout_metrics
+
+    report = published.report
+    with threadpool_limits(limits=1):
+        for name, examples in published.controls.items():
+            try:
+                quality = holdout_metrics(
+                    examples.texts, examples.targets, examples.control.multiple, settings.model_params(), settings.multilabel_threshold
+                )
+            except Exception as error:  # noqa: BLE001 - the version is already served; only the metrics are lost
+                log.exception("project %s: hold-out quality of %s failed", project, name)
+                quality = {"holdout": None, "note": f"not measured: {type(error).__name__}: {error}"}
+            report["controls"][name]["quality"] = quality
+    try:
+        versions.update_report(store, project, published.version, report)
+    except BackendError as error:
+        log.warning("project %s: could not add quality to the manifest of %s: %s", project, published.version, error)
+    return report
 
 
 def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -144,18 +192,23 @@ def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list
     return tasks, {"source": "annotation_log", "tasks_fetched": len(tasks)} | provenance
 
 
-def _fit_control(examples: ControlExamples, params: ModelParams, threshold: float) -> tuple[Any, list[str], dict[str, Any]]:
-    from functions.model.classifier import fit, fit_multilabel, require_two_labels
-    from functions.model.evaluation import holdout_metrics
+AGREEMENT_SAMPLE = 200  # training texts on which a compact model must reproduce its pipeline
 
-    multiple = examples.control.multiple
+
+def _fit_control(examples: ControlExamples, params: ModelParams) -> tuple[Any, Any, list[str], float]:
+    """(pipeline, compact model, classes, max |Δp| between them on a sample of the texts)."""
+    from functions.model.classifier import fit, fit_multilabel, require_two_labels
+    from functions.model.export import check_agreement, to_compact
+
     require_two_labels(sorted({label for target in examples.targets for label in target}), len(examples.targets))
-    quality = holdout_metrics(examples.texts, examples.targets, multiple, params, threshold)
-    if multiple:
+    if examples.control.multiple:
         classifier = fit_multilabel(examples.texts, examples.targets, params)
     else:
         classifier = fit(examples.texts, [t[0] for t in examples.targets], params)
-    return classifier.pipeline, classifier.classes, quality
+    serving = to_compact(classifier.pipeline)
+    stride = max(1, len(examples.texts) // AGREEMENT_SAMPLE)
+    agreement = check_agreement(classifier.pipeline, serving, [*examples.texts[::stride], ""])
+    return classifier.pipeline, serving, classifier.classes, agreement
 
 
 def _supersede(store: ObjectStore, job: Job, by: str, why: str) -> Job:

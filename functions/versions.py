@@ -1,10 +1,15 @@
 """Model versions in the store: publish, point at, list and load them.
 
-A version ``p<project>-v<n>`` (n = 1, 2, … per project) is immutable once published. Publishing
-claims the number by writing the manifest (if-none-match), writes the model and its labels,
-then moves ``latest.json`` (conditional on its etag, never backwards). A crash before the
-pointer moves leaves the previous version serving. The manifest records the job id, so a
+A version ``p<project>-v<n>`` (n = 1, 2, … per project) is immutable once published. It holds
+``model.pkl`` (the fitted scikit-learn pipelines, the canonical artifact, as in the original
+tutorial), ``model.npz`` (the same models as data: what the API serves, see
+`functions.model.compact`), ``labels.json`` and ``manifest.json`` with the SHA-256 of both
+models. Publishing claims the number by writing the manifest (if-none-match), writes the
+objects, then moves ``latest.json`` (conditional on its etag, never backwards). A crash before
+the pointer moves leaves the previous version serving. The manifest records the job id, so a
 redelivered job finishes its own version instead of publishing a second one.
+
+Loading reads ``model.npz`` only: serving never unpickles and never imports scikit-learn.
 """
 
 from __future__ import annotations
@@ -15,16 +20,19 @@ import pickle
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from functions import keys
 from functions.errors import CorruptModel, PreconditionFailed
 from functions.store import ObjectStore, json_bytes
 
+if TYPE_CHECKING:  # NumPy is imported by the first load, not by /health and /setup
+    from functions.model import compact
+
 log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^p(\d+)-v(\d+)$")
-MODEL, LABELS, MANIFEST = "model.pkl", "labels.json", "manifest.json"
+MODEL, SERVING_MODEL, LABELS, MANIFEST = "model.pkl", "model.npz", "labels.json", "manifest.json"
 
 
 def version_name(project: str, number: int) -> str:
@@ -70,22 +78,41 @@ def publish(
     project: str,
     job_id: str,
     models: dict[str, Any],
+    serving_models: dict[str, compact.CompactModel],
     labels: dict[str, list[str]],
     manifest: dict[str, Any],
 ) -> str:
-    """Store `models` (control name → fitted pipeline) as a new version and serve it.
+    """Store a new version and serve it; returns its name.
 
-    `labels` maps each control to its classes in the model's column order. `manifest` holds
-    the report fields to keep (counts, metrics, parameters). Returns the version name.
+    `models` maps each control to its fitted pipeline (pickled into ``model.pkl``),
+    `serving_models` to its compact model (checked against the pipeline by the caller),
+    `labels` to its classes in the models' column order. `manifest` holds the report fields
+    to keep (counts, metrics, parameters); the SHA-256 of both artifacts is added to it.
     """
+    from functions.model import compact
+
     artifact = pickle.dumps(models, protocol=pickle.HIGHEST_PROTOCOL)
-    number = _claim_number(store, project, job_id, manifest | {"sha256": hashlib.sha256(artifact).hexdigest()})
+    serving = compact.dumps(serving_models)
+    digests = {
+        "sha256": hashlib.sha256(artifact).hexdigest(),
+        "serving": {"file": SERVING_MODEL, "format": compact.FORMAT, "sha256": hashlib.sha256(serving).hexdigest()},
+    }
+    number = _claim_number(store, project, job_id, manifest | digests)
     version = version_name(project, number)
     store.put(keys.version_object(project, version, MODEL), artifact)
+    store.put(keys.version_object(project, version, SERVING_MODEL), serving)
     store.put_json(keys.version_object(project, version, LABELS), labels)
     _move_pointer(store, project, Pointer(version, number))
-    log.info("project %s: published %s (%d bytes)", project, version, len(artifact))
+    log.info("project %s: published %s (model.pkl %d bytes, model.npz %d bytes)", project, version, len(artifact), len(serving))
     return version
+
+
+def update_report(store: ObjectStore, project: str, version: str, report: dict[str, Any]) -> None:
+    """Replace the report in a published version's manifest (metrics computed after publishing)."""
+    key = keys.version_object(project, version, MANIFEST)
+    manifest = store.get_json(key)
+    if isinstance(manifest, dict):
+        store.put_json(key, manifest | {"report": report})
 
 
 def _claim_number(store: ObjectStore, project: str, job_id: str, manifest: dict[str, Any]) -> int:
@@ -132,27 +159,36 @@ def _move_pointer(store: ObjectStore, project: str, pointer: Pointer) -> None:
 
 @dataclass(frozen=True)
 class StoredModel:
-    """A loaded version: fitted pipelines by control name, their labels, and the manifest."""
+    """A loaded version: compact models by control name, their labels, and the manifest."""
 
     version: str
-    models: dict[str, Any]
+    models: dict[str, compact.CompactModel]
     labels: dict[str, list[str]]
     manifest: dict[str, Any]
 
 
 def load(store: ObjectStore, project: str, version: str) -> StoredModel:
-    """Load one version, checking the model's SHA-256 against its manifest.
+    """Load one version's serving models (``model.npz``), checking its SHA-256 against the manifest.
 
-    Unpickling imports scikit-learn. Raises CorruptModel when an object is missing or altered:
-    only versions a pointer names are loaded, and those must be complete.
+    Executes nothing it reads: no pickle, no scikit-learn. Raises CorruptModel when an object
+    is missing, altered or unreadable, or the version predates compact models: only versions a
+    pointer names are loaded, and those must be complete.
     """
-    objects = store.get_many([keys.version_object(project, version, n) for n in (MANIFEST, LABELS, MODEL)])
-    if any(found is None for found in objects):
+    from functions.model import compact
+
+    objects = store.get_many([keys.version_object(project, version, n) for n in (MANIFEST, LABELS, SERVING_MODEL)])
+    if objects[0] is None or objects[1] is None:
         raise CorruptModel(f"model {version} of project {project} is incomplete in the store")
-    manifest, labels, artifact = objects[0].json(), objects[1].json(), objects[2].data  # type: ignore[union-attr]
-    if hashlib.sha256(artifact).hexdigest() != manifest.get("sha256"):
+    manifest, labels = objects[0].json(), objects[1].json()
+    expected = (manifest.get("serving") or {}).get("sha256")
+    if objects[2] is None or not expected:
+        raise CorruptModel(
+            f"model {version} of project {project} has no {SERVING_MODEL} (published by an older release?): "
+            "press Start Training to publish a version this backend can serve"
+        )
+    if hashlib.sha256(objects[2].data).hexdigest() != expected:
         raise CorruptModel(f"model {version} of project {project} does not match its manifest checksum")
-    return StoredModel(version, pickle.loads(artifact), labels, manifest)
+    return StoredModel(version, compact.loads(objects[2].data), labels, manifest)
 
 
 def read_manifests(store: ObjectStore, project: str, names: list[str]) -> list[dict[str, Any]]:

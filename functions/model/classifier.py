@@ -2,7 +2,8 @@
 
 Single-label controls use one multinomial logistic regression; multi-label controls
 (``choice="multiple"``) one binary logistic regression per label (one-vs-rest). Importing
-this module imports scikit-learn (~1 s): only training and the first /predict of a process do.
+this module imports scikit-learn (~1 s): only training does; serving uses the compact models
+of `functions.model.compact`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from sklearn.preprocessing import MultiLabelBinarizer
 from functions.errors import TrainingDataError
 from functions.settings import ModelParams
 
-__all__ = ["ModelParams", "TextClassifier", "build_pipeline", "fit", "fit_multilabel", "fit_on_label_names", "require_two_labels"]
+__all__ = ["ModelParams", "TextClassifier", "build_pipeline", "fit", "fit_multilabel", "require_two_labels"]
 
 
 class TextClassifier:
@@ -42,7 +43,7 @@ class TextClassifier:
 
 def build_pipeline(params: ModelParams, multilabel: bool = False) -> Pipeline:
     """An unfitted ``TfidfVectorizer(ngram_range=(1, n)) → LogisticRegression(C)`` pipeline."""
-    logreg = LogisticRegression(C=params.c, max_iter=params.max_iter)
+    logreg = LogisticRegression(C=params.c, max_iter=params.max_iter, solver=params.solver, tol=params.tol)
     return Pipeline(
         [
             ("tfidf", TfidfVectorizer(ngram_range=(1, params.ngram_max), min_df=params.min_df)),
@@ -74,14 +75,6 @@ def fit_multilabel(texts: Sequence[str], targets: Sequence[Sequence[str]], param
     matrix = binarizer.fit_transform(targets)
     pipeline = _fit(build_pipeline(params, multilabel=True), texts, matrix)
     return TextClassifier(pipeline, labels, multilabel=True)
-
-
-def fit_on_label_names(labels: Sequence[str], params: ModelParams) -> TextClassifier:
-    """The original tutorial's "cold start": a model fitted on the label names themselves.
-
-    Its predictions are close to uniform guesses; it exists only behind the COLD_START setting.
-    """
-    return fit(list(labels), list(labels), ModelParams(ngram_max=1, c=params.c, max_iter=params.max_iter))
 
 
 def require_two_labels(labels: Sequence[str], examples: int) -> None:

@@ -1,5 +1,6 @@
 """/health and /setup answer from a fresh process without importing scikit-learn (Label Studio
-calls them before every prediction, with 1 s and 3 s timeouts)."""
+calls them before every prediction, with 1 s and 3 s timeouts), and /predict serves the
+compact model without scikit-learn, SciPy, joblib or any unpickling."""
 
 import json
 import os
@@ -7,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, sample_config, sample_tasks
 
 SCRIPT = textwrap.dedent(
     """
@@ -61,3 +62,65 @@ def test_the_lambda_api_handler_answers_health_cold_without_heavy_imports(tmp_pa
     assert result["reply"]["statusCode"] == 200
     assert json.loads(result["reply"]["body"])["status"] == "UP"
     assert result["heavy"] == []  # only the first /predict (scikit-learn) or a store read (boto3) pays for these
+
+
+PREDICT_SCRIPT = textwrap.dedent(
+    """
+    import json, pickle, sys
+    from fastapi.testclient import TestClient
+    from functions.api.app import create_app
+    from functions.settings import Settings
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the api path unpickled something")
+
+    pickle.loads = pickle.load = refuse
+    store_dir, config, cold_start = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
+    client = TestClient(create_app(Settings(model_store_uri="file://" + store_dir, cold_start=cold_start)))
+    tasks = [{"id": 1, "data": {"text": "the striker scored a late goal"}}, {"id": 2, "data": {"text": "heavy rain and snow"}}]
+    replies = [
+        client.get("/health").json(),
+        client.post("/setup", json={"project": "4.1700000000", "schema": config}).json(),
+        client.post("/predict", json={"tasks": tasks, "project": "4.1700000000", "label_config": config}).json(),
+    ]
+    heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "joblib", "threadpoolctl"})
+    print(json.dumps({"replies": replies, "heavy": heavy}))
+    """
+)
+
+
+def _predict_in_fresh_process(store_dir, cold_start=False):
+    config = sample_config()
+    done = subprocess.run(
+        [sys.executable, "-c", PREDICT_SCRIPT, str(store_dir), config, "1" if cold_start else "0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_predict_serves_a_trained_version_without_scikit_learn_or_unpickling(tmp_path):
+    from functions.jobs import TRAIN_REQUEST, Job, save_job
+    from functions.settings import Settings
+    from functions.store import LocalStore
+    from functions.training import run_job
+
+    store = LocalStore(tmp_path)
+    store.put_json("projects/4/requests/r.json", {"annotations": sample_tasks()})
+    job = Job(job_id="0" * 32, project="4", source=TRAIN_REQUEST, label_config=sample_config(), request_key="projects/4/requests/r.json")
+    save_job(store, job)
+    assert run_job(job.message(), Settings(model_store_uri=f"file://{tmp_path}"), store).version == "p4-v1"
+
+    result = _predict_in_fresh_process(tmp_path)
+    health, setup, predict = result["replies"]
+    assert health["status"] == "UP" and setup == {"model_version": "p4-v1"}
+    assert [item["result"][0]["value"]["choices"] for item in predict["results"]] == [["Sport"], ["Weather"]]
+    assert all(item["model_version"] == "p4-v1" and 0.25 < item["score"] <= 1 for item in predict["results"])
+    assert result["heavy"] == []
+
+
+def test_the_cold_start_model_is_fitted_without_scikit_learn(tmp_path):
+    result = _predict_in_fresh_process(tmp_path, cold_start=True)
+    predict = result["replies"][2]
+    assert len(predict["results"]) == 2 and predict["model_version"] == "cold-start"
+    assert result["heavy"] == []

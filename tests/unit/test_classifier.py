@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from functions.model.classifier import ModelParams, fit, fit_on_label_names
+from functions.model.classifier import ModelParams, fit
 from functions.errors import TrainingDataError
 
 TEXTS = ["cheap pills buy now", "win money now", "lunch at noon?", "see you at the meeting", "free prize claim now", "call me later"]
@@ -20,7 +20,7 @@ def test_fit_learns_string_labels_and_reports_class_order():
 def test_the_pipeline_is_tfidf_word_ngrams_and_logistic_regression_from_settings():
     model = fit(TEXTS, LABELS, ModelParams(ngram_max=2, c=3.0))
     tfidf, logreg = model.pipeline.named_steps["tfidf"], model.pipeline.named_steps["logreg"]
-    assert tfidf.ngram_range == (1, 2) and logreg.C == 3.0
+    assert tfidf.ngram_range == (1, 2) and logreg.C == 3.0 and logreg.solver == "newton-cg" and logreg.tol == 1e-6
     assert "pills buy now" not in tfidf.vocabulary_ and "pills buy" in tfidf.vocabulary_
 
 
@@ -29,9 +29,3 @@ def test_one_label_is_a_training_data_error_that_says_what_to_do():
         fit(TEXTS[:3], ["Spam"] * 3, ModelParams())
     with pytest.raises(TrainingDataError, match="found none"):
         fit([], [], ModelParams())
-
-
-def test_cold_start_model_knows_only_the_label_names():
-    model = fit_on_label_names(["Sports", "Business", "World"], ModelParams())
-    assert sorted(model.classes) == ["Business", "Sports", "World"]
-    assert model.classes[model.predict_proba(["sports"]).argmax()] == "Sports"

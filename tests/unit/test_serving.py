@@ -1,6 +1,7 @@
 import pytest
 
 from functions.model.classifier import ModelParams, fit
+from functions.model.export import to_compact
 from functions.label_config import parse_label_config
 from functions.serving import predict_tasks
 from functions.versions import StoredModel
@@ -12,7 +13,7 @@ LABELS = ["Sport", "Sport", "Politics", "Politics", "Weather", "Weather"]
 @pytest.fixture(scope="module")
 def model():
     classifier = fit(TEXTS, LABELS, ModelParams())
-    return StoredModel("p1-v4", {"topic": classifier.pipeline}, {"topic": classifier.classes}, {})
+    return StoredModel("p1-v4", {"topic": to_compact(classifier.pipeline)}, {"topic": classifier.classes}, {})
 
 
 def config(*labels, name="topic", key="text"):

@@ -1,8 +1,14 @@
+import hashlib
+import pickle
+
+import numpy as np
 import pytest
 
 from functions import keys, versions
 from functions.model.classifier import ModelParams, fit
+from functions.model.export import to_compact
 from functions.errors import CorruptModel
+from functions.model import compact
 from functions.store import LocalStore
 
 
@@ -17,7 +23,9 @@ def fitted():
 
 
 def publish(store, fitted, job_id, project="5"):
-    return versions.publish(store, project, job_id, {"topic": fitted.pipeline}, {"topic": fitted.classes}, {"report": {"n": 4}})
+    return versions.publish(
+        store, project, job_id, {"topic": fitted.pipeline}, {"topic": to_compact(fitted.pipeline)}, {"topic": fitted.classes}, {"report": {"n": 4}}
+    )
 
 
 def test_versions_are_monotonic_and_the_pointer_follows(store, fitted):
@@ -41,17 +49,42 @@ def test_the_pointer_never_moves_backwards(store, fitted):
     assert versions.read_pointer(store, "5").version == "p5-v2"
 
 
-def test_load_returns_the_models_labels_and_manifest(store, fitted):
+def test_load_returns_the_compact_models_labels_and_manifest(store, fitted):
     publish(store, fitted, "job-a")
     loaded = versions.load(store, "5", "p5-v1")
     assert loaded.labels == {"topic": ["Sport", "Weather"]}
     assert loaded.manifest["job_id"] == "job-a" and loaded.manifest["report"] == {"n": 4}
-    assert list(loaded.models["topic"].predict(["goal"])) == ["Sport"]
+    assert loaded.manifest["serving"]["file"] == "model.npz" and len(loaded.manifest["sha256"]) == 64
+    np.testing.assert_allclose(loaded.models["topic"].predict_proba(["goal", "rain"]), fitted.predict_proba(["goal", "rain"]), atol=1e-12)
 
 
-def test_an_altered_model_is_refused(store, fitted):
+def test_the_pickle_stays_the_canonical_artifact_beside_the_serving_model(store, fitted):
     publish(store, fitted, "job-a")
-    key = keys.version_object("5", "p5-v1", "model.pkl")
-    store.put(key, store.get(key).data + b"tampered")
+    artifact = store.get(keys.version_object("5", "p5-v1", "model.pkl")).data
+    assert hashlib.sha256(artifact).hexdigest() == versions.load(store, "5", "p5-v1").manifest["sha256"]
+    assert list(pickle.loads(artifact)["topic"].predict(["goal"])) == ["Sport"]
+
+
+@pytest.mark.parametrize("change", [lambda data: data + b"tampered", lambda data: data[:100], lambda data: b""])
+def test_an_altered_serving_model_is_refused_before_it_is_read(store, fitted, change, monkeypatch):
+    publish(store, fitted, "job-a")
+    key = keys.version_object("5", "p5-v1", "model.npz")
+    store.put(key, change(store.get(key).data))
+    monkeypatch.setattr(compact, "loads", lambda data: pytest.fail("an altered artifact was read"))
     with pytest.raises(CorruptModel, match="checksum"):
         versions.load(store, "5", "p5-v1")
+
+
+def test_a_version_without_a_serving_model_says_how_to_get_one(store, fitted):
+    publish(store, fitted, "job-a")
+    manifest_key = keys.version_object("5", "p5-v1", "manifest.json")
+    store.put_json(manifest_key, {k: v for k, v in store.get_json(manifest_key).items() if k != "serving"})
+    with pytest.raises(CorruptModel, match="Start Training"):
+        versions.load(store, "5", "p5-v1")
+
+
+def test_quality_measured_after_publishing_lands_in_the_manifest(store, fitted):
+    publish(store, fitted, "job-a")
+    versions.update_report(store, "5", "p5-v1", {"n": 4, "quality": {"accuracy": 1.0}})
+    manifest = versions.load(store, "5", "p5-v1").manifest
+    assert manifest["report"]["quality"] == {"accuracy": 1.0} and manifest["serving"]["sha256"]
