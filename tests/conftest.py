@@ -104,14 +104,20 @@ def wait_for_version(client: TestClient, project: str, label_config: str, old: s
 
 
 def wait_for_job(client: TestClient, project: str, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    """Poll the job status endpoint until the job has finished; returns its record."""
+    """Poll the job status endpoint until the job has finished, metrics included; returns its record."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/projects/{project}/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "superseded"):
+        if job["state"] in ("succeeded", "failed", "superseded") and not quality_pending(job):
             return job
         time.sleep(0.2)
     raise AssertionError(f"job {job_id} did not finish within {timeout} s")
+
+
+def quality_pending(job: dict[str, Any]) -> bool:
+    """True while a succeeded job's hold-out quality is still being measured (after publishing)."""
+    controls = (job.get("report") or {}).get("controls") or {}
+    return any("pending" in (control.get("quality") or {}) for control in controls.values())
 
 
 def predict_accuracy(client: TestClient, project: str, label_config: str, tasks: list[dict[str, Any]]) -> tuple[float, dict]:

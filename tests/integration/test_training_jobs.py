@@ -3,7 +3,7 @@ serving pointer; repeated triggers collapse; the report counts what was used and
 
 from __future__ import annotations
 
-import time
+import threading
 
 from tests.conftest import annotation_created, sample_config, sample_tasks, wait_for_job, wait_for_version
 
@@ -47,23 +47,32 @@ def test_one_label_fails_the_job_with_a_reason_and_keeps_the_serving_version(cli
     assert client.post("/setup", json={"project": "4.1", "schema": CONFIG}).json() == {"model_version": "p4-v1"}
 
 
-def test_a_crashed_training_is_recorded_and_never_moves_the_pointer(client):
+def hold_jobs(client, monkeypatch) -> threading.Event:
+    """Jobs sent from now on wait in the local queue until the returned event is set."""
+    queue, gate = client.app.state.services.queue, threading.Event()
+    run = queue._run
+    monkeypatch.setattr(queue, "_run", lambda message: gate.wait(60) and run(message))
+    return gate
+
+
+def test_a_crashed_training_is_recorded_and_never_moves_the_pointer(client, monkeypatch):
     wait_for_job(client, "4", train(client, sample_tasks()))
+    gate = hold_jobs(client, monkeypatch)
     job_id = train(client, sample_tasks()[:-1])
     store = client.app.state.services.store
     store.put(f"projects/4/requests/{job_id}.json", b"\x00 not json")  # corrupt the staged body
+    gate.set()
     job = wait_for_job(client, "4", job_id)
     assert job["state"] == "failed" and job["reason"].startswith("training failed: JSONDecodeError")
     assert client.post("/setup", json={"project": "4.1", "schema": CONFIG}).json() == {"model_version": "p4-v1"}
 
 
-def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_one(client):
+def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_one(client, monkeypatch):
     for task in sample_tasks():
         client.post("/webhook", json=annotation_created(task, 4, CONFIG))
     start = {"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}
+    gate = hold_jobs(client, monkeypatch)
     first = train(client, sample_tasks())
-    while client.get(f"/projects/4/jobs/{first}").json()["state"] == "queued":
-        time.sleep(0.02)  # the worker is now busy with `first` for about a second
     second = client.post("/webhook", json=start).json()["job"]
     assert client.post("/webhook", json=start).json()["job"] == second  # same data, same settings
 
@@ -75,16 +84,17 @@ def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_on
     third = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": new_config}}).json()["job"]
     assert third != second
 
-    assert wait_for_job(client, "4", first)["state"] == "succeeded"
-    superseded = wait_for_job(client, "4", second)
-    assert superseded["state"] == "superseded" and third in superseded["reason"]
+    gate.set()
+    for waiting in (first, second):  # both were still queued when `third` came
+        superseded = wait_for_job(client, "4", waiting)
+        assert superseded["state"] == "superseded" and third in superseded["reason"]
     last = wait_for_job(client, "4", third)
-    assert last["state"] == "succeeded" and last["version"] == "p4-v2"
+    assert last["state"] == "succeeded" and last["version"] == "p4-v1"
     assert last["report"]["source"] == "annotation_log" and last["report"]["controls"]["topic"]["examples"] == 32
     jobs = client.get("/projects/4/jobs").json()["jobs"]
     assert [j["job_id"] for j in jobs] == [third, second, first]
     fourth = client.post("/webhook", json=start).json()["job"]  # the last job has run: a new one
-    assert fourth != third and wait_for_job(client, "4", fourth)["version"] == "p4-v3"
+    assert fourth != third and wait_for_job(client, "4", fourth)["version"] == "p4-v2"
 
 
 def test_a_failed_request_sent_again_is_a_new_job(client):
