@@ -8,7 +8,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 install: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt $(wildcard requirements/*.txt)   # the pins: requirements/
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found %s); set PYTHON=python3.12" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -29,7 +29,7 @@ dev: $(VENV)/.installed
 test: install $(BIN)/python3.12
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-package: node_modules/.installed   # the deployment artifact, offline: .serverless/
+package: node_modules/.installed   # the deployment artifacts, offline: .serverless/api.zip and train.zip
 	npx sls package --stage $(or $(STAGE),dev)
 
 invoke-demo: install $(BIN)/python3.12   # both handlers through `sls invoke local`, local store

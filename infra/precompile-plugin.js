@@ -1,7 +1,12 @@
 'use strict';
-// Serverless plugin: after serverless-python-requirements has built the zip, add Python 3.12
-// bytecode to it (infra/precompile.py). Needs a python3.12 interpreter: PYTHON312, `python3.12`
-// on PATH, or a pyenv 3.12; without one it warns and leaves the zip as it is.
+// Serverless plugin, listed after serverless-python-requirements, so its hooks run once that plugin
+// has filled each function's zip:
+//  1. a function with a `module` (serverless.yml) comes out of that plugin as
+//     .serverless/<module>-<function>.zip (its lib/inject.js, moveModuleUp); move it to
+//     .serverless/<function>.zip, where osls puts an individually packaged function itself;
+//  2. add Python 3.12 bytecode to every zip (infra/precompile.py). Needs a python3.12 interpreter:
+//     PYTHON312, `python3.12` on PATH, or a pyenv 3.12; without one it warns and leaves the zips as
+//     they are.
 const { spawnSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
@@ -26,12 +31,36 @@ class PrecompilePlugin {
   constructor(serverless, options) {
     this.serverless = serverless;
     this.options = options;
-    this.hooks = { 'after:package:createDeploymentArtifacts': () => this.precompile() };
+    const afterRequirements = () => {
+      this.renameModuleArtifacts();
+      this.precompile();
+    };
+    this.hooks = {
+      'after:package:createDeploymentArtifacts': afterRequirements,
+      'after:deploy:function:packageFunction': afterRequirements,   // `sls deploy function -f …`
+    };
+  }
+
+  // serverless-python-requirements names a module's zip .serverless/infra/zip/api-api.zip. Give it
+  // the name osls uses for an individually packaged function (.serverless/api.zip, replacing osls's
+  // own zip of that function, which lacks the requirements): the S3 key in the template is then
+  // `api.zip`, and `sls deploy --package <dir>` finds <dir>/api.zip, the file it looks for.
+  renameModuleArtifacts() {
+    const service = this.serverless.service;
+    for (const name of service.getAllFunctions()) {
+      const fn = service.getFunction(name);
+      if (!fn.module || fn.module === '.' || !fn.package || !fn.package.artifact) continue;
+      const from = path.resolve(this.serverless.serviceDir, fn.package.artifact);
+      const to = path.join(this.serverless.serviceDir, '.serverless', `${name}.zip`);
+      if (from === to || !fs.existsSync(from)) continue;
+      fs.renameSync(from, to);
+      fn.package.artifact = to;
+    }
   }
 
   precompile() {
     const log = (message) => this.serverless.cli.log(`precompile: ${message}`);
-    // The zips serverless-python-requirements just filled (see its lib/inject.js).
+    // The zips serverless-python-requirements just filled (see its lib/inject.js): one per function.
     const service = this.serverless.service;
     const archives = [...new Set([service.package.artifact, ...service.getAllFunctions().map((name) => {
       const fn = service.getFunction(name);

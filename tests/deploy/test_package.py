@@ -1,10 +1,11 @@
-"""`sls package` builds the deployment offline; the artifact and the CloudFormation template
-are what the deployment issue asks for."""
+"""`sls package` builds the deployment offline: one zip per function (api without the scientific
+stack, train with it), and the CloudFormation template the deployment issue asks for."""
 
 import json
 import os
 import subprocess
 import zipfile
+from pathlib import PurePosixPath
 from typing import NamedTuple
 
 import pytest
@@ -12,10 +13,16 @@ import pytest
 from tests.conftest import ROOT
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes, function + layers
+API_UNZIPPED_LIMIT = 73_400_320  # 70 MiB with its bytecode: the api zip carries no scikit-learn/SciPy
+SCIENTIFIC = {"sklearn", "scipy", "joblib", "threadpoolctl", "scipy.libs", "scikit_learn.libs"}
+WEB = {"fastapi", "starlette", "mangum"}
+RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
 
 
 class Packaged(NamedTuple):
-    archive: zipfile.ZipFile
+    api: zipfile.ZipFile
+    train: zipfile.ZipFile
+    s3_keys: dict  # handler → the S3 key its AWS::Lambda::Function deploys
     resources: dict
     outputs: dict
     log: str
@@ -30,30 +37,70 @@ def packaged(sls_env, tmp_path_factory):
     )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     template = json.loads((out / "cloudformation-template-update-stack.json").read_text())
-    return Packaged(zipfile.ZipFile(out / "ls-textcls.zip"), template["Resources"], template["Outputs"], done.stdout + done.stderr)
+    resources = template["Resources"]
+    s3_keys = {r["Properties"]["Handler"]: r["Properties"]["Code"]["S3Key"] for r in by_type(resources, "AWS::Lambda::Function").values()}
+    # Each function's zip is the file its S3 key names, in the package folder (what `sls deploy --package` uploads).
+    api, train = (zipfile.ZipFile(out / PurePosixPath(s3_keys[f"functions/{fn}/handler.handler"]).name) for fn in ("api", "train"))
+    return Packaged(api, train, s3_keys, resources, template["Outputs"], done.stdout + done.stderr)
 
 
-def test_the_artifact_holds_both_handlers_and_the_scientific_stack_under_the_limit(packaged):
-    archive = packaged.archive
-    names = set(archive.namelist())
-    assert {"functions/api/handler.py", "functions/train/handler.py", "functions/training.py"} <= names
-    for package in ("sklearn/__init__.py", "scipy/__init__.py", "numpy/__init__.py", "fastapi/__init__.py", "mangum/__init__.py"):
-        assert package in names
-    assert not any(n.startswith(("boto3/", "botocore/", "tests/", "samples/", "node_modules/")) for n in names)
-    unzipped = sum(info.file_size for info in archive.infolist())
-    assert unzipped < LAMBDA_UNZIPPED_LIMIT, f"{unzipped / 2**20:.0f} MiB unzipped"
+def top_level(archive: zipfile.ZipFile) -> set[str]:
+    """Importable top-level names in the zip (packages, modules, their bytecode) and `*.libs` folders."""
+    names = set()
+    for name in archive.namelist():
+        parts = name.split("/")
+        if parts[0] == "__pycache__" and len(parts) > 1:
+            names.add(parts[1].split(".")[0])
+        elif len(parts) == 1:
+            names.add(parts[0].removesuffix(".py"))
+        else:
+            names.add(parts[0])
+    return names
 
 
-def test_the_artifact_ships_python_3_12_bytecode_when_a_3_12_interpreter_is_at_hand(packaged):
-    names = set(packaged.archive.namelist())
+def unzipped_size(archive: zipfile.ZipFile) -> int:
+    return sum(info.file_size for info in archive.infolist())
+
+
+def test_each_function_deploys_its_own_zip(packaged):
+    assert set(packaged.s3_keys) == {"functions/api/handler.handler", "functions/train/handler.handler"}
+    assert [PurePosixPath(key).name for key in sorted(packaged.s3_keys.values())] == ["api.zip", "train.zip"]
+
+
+def test_the_api_zip_has_the_web_stack_and_numpy_but_not_the_scientific_stack_within_70_mib(packaged):
+    archive = packaged.api
+    names, modules = set(archive.namelist()), top_level(packaged.api)
+    assert {"functions/api/handler.py", "functions/training.py"} <= names  # the whole shared package
+    assert WEB | {"pydantic", "pydantic_core", "pydantic_settings", "defusedxml", "httpx", "numpy", "orjson"} <= modules
+    assert not SCIENTIFIC & modules, SCIENTIFIC & modules
+    assert not RUNTIME_PROVIDED & modules
+    assert not any(n.startswith(("tests/", "samples/", "node_modules/", "infra/", "requirements/")) for n in names)
+    assert unzipped_size(archive) <= API_UNZIPPED_LIMIT, f"{unzipped_size(archive) / 2**20:.1f} MiB unzipped"
+
+
+def test_the_train_zip_has_the_scientific_stack_under_the_lambda_limit(packaged):
+    archive = packaged.train
+    names, modules = set(archive.namelist()), top_level(packaged.train)
+    assert {"functions/train/handler.py", "functions/training.py"} <= names
+    assert SCIENTIFIC | {"numpy", "pydantic", "pydantic_core", "pydantic_settings", "defusedxml", "httpx"} <= modules
+    assert not WEB & modules, WEB & modules  # nothing the train handler imports needs them
+    assert not RUNTIME_PROVIDED & modules
+    assert not any(n.startswith(("tests/", "samples/", "node_modules/", "infra/", "requirements/")) for n in names)
+    assert unzipped_size(archive) < LAMBDA_UNZIPPED_LIMIT, f"{unzipped_size(archive) / 2**20:.0f} MiB unzipped"
+
+
+def test_both_zips_ship_python_3_12_bytecode_when_a_3_12_interpreter_is_at_hand(packaged):
     if "no Python 3.12 found" in packaged.log:
         message = "no Python 3.12 on this machine: the package was built without bytecode (see README)"
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message)
         pytest.skip(message)
-    assert {"functions/api/__pycache__/handler.cpython-312.pyc", "fastapi/__pycache__/applications.cpython-312.pyc"} <= names
-    assert not any(".cpython-311." in n or ".cpython-313." in n for n in names)
-
+    api, train = set(packaged.api.namelist()), set(packaged.train.namelist())
+    assert {"functions/api/__pycache__/handler.cpython-312.pyc", "fastapi/__pycache__/applications.cpython-312.pyc",
+            "numpy/__pycache__/__init__.cpython-312.pyc"} <= api
+    assert {"functions/train/__pycache__/handler.cpython-312.pyc", "functions/__pycache__/training.cpython-312.pyc",
+            "sklearn/__pycache__/__init__.cpython-312.pyc", "scipy/__pycache__/__init__.cpython-312.pyc"} <= train
+    assert not any(".cpython-311." in n or ".cpython-313." in n for n in api | train)
 
 
 def by_type(resources, kind):
