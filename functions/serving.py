@@ -53,6 +53,23 @@ class ModelCache:
         self._pointers[project] = (now, pointer)
         return pointer
 
+    def serving_model(self, project: str, config: LabelConfig) -> versions.StoredModel | None:
+        """The model that answers /predict for `project`: its serving version, else the
+        cold-start model of `config` (COLD_START on), else None."""
+        pointer = self.pointer(project)
+        if pointer is not None:
+            return self.model(project, pointer.version)
+        return self.cold_start_model(config) if self.settings.cold_start else None
+
+    def in_memory(self, project: str) -> bool:
+        """True if `serving_model` (and `serving_version`) can answer without touching the
+        store: the pointer is fresh and its version is loaded (or there is none)."""
+        cached = self._pointers.get(project)
+        if not cached or time.monotonic() - cached[0] >= self.settings.pointer_ttl_seconds:
+            return False
+        pointer = cached[1]
+        return pointer is None or (project, pointer.version) in self._models
+
     def model(self, project: str, version: str) -> versions.StoredModel:
         """The loaded version (from memory, else from the store; one load per version at a time)."""
         key = (project, version)

@@ -12,17 +12,17 @@ import secrets
 
 from fastapi import HTTPException, Request, status
 
-from functions.api.services import get_services
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="label-studio-ml-backend", charset="UTF-8"'}
 
 
-def require_basic_auth(request: Request) -> None:
+async def require_basic_auth(request: Request) -> None:
     """Pass when auth is off or the request carries the right credentials; else 401.
 
-    User and password are both compared in constant time, whatever fails first.
+    User and password are both compared in constant time, whatever fails first. A coroutine
+    only so that FastAPI calls it on the event loop (it never waits).
     """
-    settings = get_services(request).settings
+    settings = request.app.state.services.settings
     if not settings.basic_auth_user:
         return
     expected_pass = settings.basic_auth_pass.get_secret_value() if settings.basic_auth_pass else ""

@@ -53,7 +53,8 @@ class Services:
         return self._made[name]  # type: ignore[return-value]
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's `Services` (a coroutine: FastAPI would run a plain function in the thread pool)."""
     return request.app.state.services
 
 

@@ -57,13 +57,20 @@ class Analyzer:
 
     def __call__(self, text: str) -> list[str]:
         """The features of `text`, with repeats (one per occurrence)."""
-        text = self._preprocess(text)
         if self.kind == "word":
-            return self._word_ngrams(self._tokenize(text))
+            return self._word_ngrams(self.tokens(text))
+        text = self._preprocess(text)
         text = _WHITE_SPACES.sub(" ", text)
         if self.kind == "char":
             return _char_ngrams(text, *self.ngram_range)
         return [gram for word in text.split() for gram in _padded_word_ngrams(" " + word + " ", *self.ngram_range)]
+
+    def tokens(self, text: str) -> list[str]:
+        """A word analyzer's tokens of `text`, stop words removed: what its n-grams are made of."""
+        tokens = self._tokenize(self._preprocess(text))
+        if self.stop_words:
+            tokens = [token for token in tokens if token not in self.stop_words]
+        return tokens
 
     @cached_property
     def _tokenize(self) -> Callable[[str], list[str]]:
@@ -79,8 +86,6 @@ class Analyzer:
         return text
 
     def _word_ngrams(self, tokens: list[str]) -> list[str]:
-        if self.stop_words:
-            tokens = [token for token in tokens if token not in self.stop_words]
         low, high = self.ngram_range
         grams = list(tokens) if low == 1 else []
         join = " ".join

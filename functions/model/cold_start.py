@@ -17,6 +17,7 @@ import numpy as np
 
 from functions.model.analyzers import Analyzer
 from functions.model.compact import CompactModel, FeatureBlock
+from functions.model.word_index import WordIndex
 
 MAX_STEPS = 5000
 GRADIENT_TOLERANCE = 1e-9
@@ -42,7 +43,7 @@ def label_name_model(labels: Sequence[str], c: float) -> CompactModel | None:
     binary = len(labels) == 2
     targets = np.array([[0.0], [1.0]]) if binary else np.eye(len(labels))
     coef, intercept = _fit(x, targets, c, binary)
-    block = FeatureBlock(analyzer, vocabulary, idf)
+    block = FeatureBlock(analyzer, terms, idf, index=WordIndex.build(terms, analyzer))
     return CompactModel((block,), np.ascontiguousarray(coef * idf[:, None]), intercept, "binary" if binary else "softmax")
 
 

@@ -26,14 +26,17 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from functools import cached_property
+from itertools import repeat
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from functions.errors import CorruptModel
 from functions.model.analyzers import Analyzer
+from functions.model.word_index import WordIndex
 
-FORMAT = "ls-textcls-compact/1"
+FORMAT = "ls-textcls-compact/2"
 OUTPUTS = ("softmax", "binary", "sigmoid")  # multinomial LR; binary LR; one-vs-rest labels
 NORMS = (None, "l1", "l2")
 SEPARATORS = ("\n", "\x00", "\x1f", "\uffff")
@@ -45,30 +48,43 @@ class FeatureBlock:
 
     Attributes:
         analyzer: how a text becomes features.
-        vocabulary: term → column within this block.
+        terms: the vocabulary, in column order.
         idf: (n_terms,) float64, or None when the vectorizer used no idf.
         sublinear_tf: tf becomes 1 + ln(tf).
         binary: tf becomes 1 for every present term.
         norm: None, ``"l1"`` or ``"l2"``: each text's block is divided by this norm.
+        index: the word n-gram index of `terms` (`WordIndex.build`), the fast way to find a
+            batch's columns; without one, each feature is looked up in `vocabulary`.
     """
 
     analyzer: Analyzer
-    vocabulary: Mapping[str, int]
+    terms: Sequence[str]
     idf: np.ndarray | None
     sublinear_tf: bool = False
     binary: bool = False
     norm: str | None = "l2"
+    index: WordIndex | None = None
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ValueError(f"unsupported norm {self.norm!r}")
-        if self.idf is not None and self.idf.shape != (len(self.vocabulary),):
-            raise ValueError(f"idf has shape {self.idf.shape} for {len(self.vocabulary)} terms")
+        if self.idf is not None and self.idf.shape != (len(self.terms),):
+            raise ValueError(f"idf has shape {self.idf.shape} for {len(self.terms)} terms")
+        if self.index is not None and (
+            len(self.index.columns) != len(self.terms)
+            or np.any(np.bincount(self.index.columns, minlength=len(self.terms)) != 1)
+        ):
+            raise ValueError(f"the index does not map its keys one to one onto the block's {len(self.terms)} columns")
 
     @property
     def size(self) -> int:
         """Number of columns (terms)."""
-        return len(self.vocabulary)
+        return len(self.terms)
+
+    @cached_property
+    def vocabulary(self) -> dict[str, int]:
+        """term → column (built on first use: blocks with an index never need it to predict)."""
+        return dict(zip(self.terms, range(len(self.terms))))
 
     def scaled_counts(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The block's non-zero entries for `texts`: (rows, columns, values), sorted by row.
@@ -76,18 +92,11 @@ class FeatureBlock:
         ``values`` are ``f(tf) / ‖f(tf) · idf‖``: multiplied by the folded coefficients, they
         give the block's share of each decision value.
         """
-        get, analyze = self.vocabulary.get, self.analyzer
-        found: list[int] = []
-        lengths = np.empty(len(texts), dtype=np.int64)
-        for row, text in enumerate(texts):
-            before = len(found)
-            features = analyze(text)
-            found.extend(map(get, features, [-1] * len(features)))
-            lengths[row] = len(found) - before
-        columns = np.fromiter(found, dtype=np.int64, count=len(found))
-        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
-        known = columns >= 0
-        keys, counts = np.unique(rows[known] * self.size + columns[known], return_counts=True)
+        if self.index is not None:
+            rows, columns = self.index.find(map(self.analyzer.tokens, texts), len(texts))
+        else:
+            rows, columns = self._lookup(texts)
+        keys, counts = np.unique(rows * self.size + columns, return_counts=True)
         rows, columns = np.divmod(keys, self.size)
         tf = np.ones(len(keys)) if self.binary else counts.astype(np.float64)
         if self.sublinear_tf and not self.binary:
@@ -100,6 +109,42 @@ class FeatureBlock:
         if self.norm == "l2":
             norms = np.sqrt(norms)
         return rows, columns, tf / norms[rows]
+
+    def _lookup(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, columns) of every feature of `texts` found in the vocabulary, one per occurrence."""
+        get, analyze = self.vocabulary.get, self.analyzer
+        found: list[int] = []
+        lengths = np.empty(len(texts), dtype=np.int64)
+        for row, text in enumerate(texts):
+            before = len(found)
+            found.extend(map(get, analyze(text), repeat(-1)))
+            lengths[row] = len(found) - before
+        columns = np.fromiter(found, dtype=np.int64, count=len(found))
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
+        known = columns >= 0
+        return rows[known], columns[known]
+
+
+class PackedTerms(Sequence[str]):
+    """A stored vocabulary: terms joined by `separator`, split into a list on first use."""
+
+    def __init__(self, joined: str, separator: str, count: int) -> None:
+        if (joined.count(separator) + 1 if count else len(joined)) != count:
+            raise ValueError(f"the stored vocabulary does not hold {count} terms")
+        self._joined, self._separator, self._count = joined, separator, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def] - Sequence's int and slice forms
+        return self._terms[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._terms)
+
+    @cached_property
+    def _terms(self) -> list[str]:
+        return self._joined.split(self._separator) if self._count else []
 
 
 @dataclass(frozen=True)
@@ -166,13 +211,16 @@ def dumps(models: Mapping[str, CompactModel]) -> bytes:
         arrays[f"c{i}.coef"], arrays[f"c{i}.intercept"] = model.coef, model.intercept
         blocks = []
         for j, block in enumerate(model.blocks):
-            terms = sorted(block.vocabulary, key=block.vocabulary.__getitem__)
+            terms = list(block.terms)
             separator = next((s for s in SEPARATORS if not any(s in term for term in terms)), None)
-            if separator is None or list(map(block.vocabulary.get, terms)) != list(range(len(terms))):
-                raise ValueError(f"control {name!r}: the vocabulary cannot be stored (columns or separator)")
-            arrays[f"c{i}.b{j}.terms"] = np.frombuffer(separator.join(terms).encode("utf-8"), dtype=np.uint8)
+            if separator is None or len(block.vocabulary) != len(terms):
+                raise ValueError(f"control {name!r}: the vocabulary cannot be stored (repeated terms, or no separator)")
+            arrays[f"c{i}.b{j}.terms"] = _utf8(separator.join(terms))
             if block.idf is not None:
                 arrays[f"c{i}.b{j}.idf"] = block.idf
+            if block.index is not None:
+                arrays[f"c{i}.b{j}.tokens"] = _utf8(separator.join(block.index.token_ids))
+                arrays[f"c{i}.b{j}.keys"], arrays[f"c{i}.b{j}.columns"] = block.index.keys, block.index.columns
             analyzer = block.analyzer
             blocks.append(
                 {
@@ -181,6 +229,7 @@ def dumps(models: Mapping[str, CompactModel]) -> bytes:
                     "stop_words": sorted(analyzer.stop_words) if analyzer.stop_words else None,
                     "separator": separator, "n_terms": len(terms), "idf": block.idf is not None,
                     "sublinear_tf": block.sublinear_tf, "binary": block.binary, "norm": block.norm,
+                    "index": block.index is not None,
                 }
             )
         controls.append({"name": name, "output": model.output, "blocks": blocks})
@@ -215,16 +264,30 @@ def loads(data: bytes) -> dict[str, CompactModel]:
 def _model(arrays: dict[str, np.ndarray], prefix: str, control: dict[str, Any]) -> CompactModel:
     blocks = []
     for j, spec in enumerate(control["blocks"]):
-        terms = arrays[f"{prefix}.b{j}.terms"].tobytes().decode("utf-8").split(spec["separator"]) if spec["n_terms"] else []
-        if len(terms) != spec["n_terms"]:
-            raise ValueError(f"block {j} holds {len(terms)} terms, its header says {spec['n_terms']}")
+        name = f"{prefix}.b{j}"
+        terms = PackedTerms(_text(arrays[f"{name}.terms"]), spec["separator"], spec["n_terms"])
         analyzer = Analyzer(
             spec["analyzer"], tuple(spec["ngram_range"]), bool(spec["lowercase"]), spec["strip_accents"],
             spec["token_pattern"], frozenset(spec["stop_words"]) if spec["stop_words"] else None,
         )
-        idf = _floats(arrays[f"{prefix}.b{j}.idf"]) if spec["idf"] else None
-        blocks.append(FeatureBlock(analyzer, dict(zip(terms, range(len(terms)))), idf, bool(spec["sublinear_tf"]), bool(spec["binary"]), spec["norm"]))
+        idf = _floats(arrays[f"{name}.idf"]) if spec["idf"] else None
+        index = None
+        if spec["index"]:
+            tokens = _text(arrays[f"{name}.tokens"]).split(spec["separator"])
+            token_ids = dict(zip(tokens, range(1, len(tokens) + 1)))
+            index = WordIndex(token_ids, arrays[f"{name}.keys"], arrays[f"{name}.columns"], analyzer.ngram_range)
+        blocks.append(FeatureBlock(analyzer, terms, idf, bool(spec["sublinear_tf"]), bool(spec["binary"]), spec["norm"], index))
     return CompactModel(tuple(blocks), _floats(arrays[f"{prefix}.coef"]), _floats(arrays[f"{prefix}.intercept"]), control["output"])
+
+
+def _utf8(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+
+
+def _text(array: np.ndarray) -> str:
+    if array.dtype != np.uint8:
+        raise ValueError(f"expected UTF-8 bytes, found {array.dtype}")
+    return array.tobytes().decode("utf-8")
 
 
 def _floats(array: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from sklearn.preprocessing import MaxAbsScaler, StandardScaler
 from functions.errors import ArtifactMismatch
 from functions.model.analyzers import Analyzer
 from functions.model.compact import CompactModel, FeatureBlock
+from functions.model.word_index import WordIndex
 
 TOLERANCE = 1e-9  # max |Δp| allowed between the pipeline and its compact model
 
@@ -100,8 +101,11 @@ def _block(vectorizer: Any) -> FeatureBlock:
         frozenset(stop_words) if stop_words else None,
     )
     idf = np.asarray(vectorizer.idf_, dtype=np.float64) if vectorizer.use_idf else None
-    vocabulary = {str(term): int(column) for term, column in vectorizer.vocabulary_.items()}
-    return FeatureBlock(analyzer, vocabulary, idf, bool(vectorizer.sublinear_tf), bool(vectorizer.binary), vectorizer.norm)
+    terms = [str(term) for term in vectorizer.get_feature_names_out()]
+    return FeatureBlock(
+        analyzer, terms, idf, bool(vectorizer.sublinear_tf), bool(vectorizer.binary), vectorizer.norm,
+        WordIndex.build(terms, analyzer),
+    )
 
 
 def _feature_scaling(step: Any, features: int) -> np.ndarray:

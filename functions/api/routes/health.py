@@ -6,6 +6,6 @@ router = APIRouter(tags=["label-studio"])
 
 
 @router.get("/health")
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """Liveness: no store access, no scikit-learn."""
     return {"status": "UP", "model_class": "TfidfLogisticRegression"}

@@ -1,26 +1,43 @@
-"""``POST /setup`` and ``POST /predict``: what Label Studio calls before and for predictions."""
+"""``POST /setup`` and ``POST /predict``: what Label Studio calls before and for predictions.
+
+Both are coroutines that answer on the event loop when everything they need is in memory
+(a single-task /predict takes well under a millisecond then); whatever may read the store
+or score many tasks runs in the thread pool, so the loop keeps serving other requests.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-from functions.api.services import ServicesDep
+import orjson
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from functions.api.services import Services, ServicesDep
 from functions.api.wire import PredictReply, PredictRequest, SetupReply, SetupRequest
 from functions.ids import project_id
-from functions.label_config import parse_label_config
+from functions.label_config import LabelConfig, parse_label_config
 from functions.serving import predict_tasks
 
 router = APIRouter(tags=["label-studio"])
 
+INLINE_TASKS = 32  # up to this many tasks are scored on the event loop (about 3 ms of work)
+
 
 @router.post("/setup")
-def setup(body: SetupRequest, services: ServicesDep) -> SetupReply:
+async def setup(body: SetupRequest, services: ServicesDep) -> SetupReply:
     """The project's serving version, from the store's pointer only (3 s timeout in Label Studio)."""
-    return SetupReply(model_version=services.cache.serving_version(project_id(body.project)))
+    project = project_id(body.project)
+    if services.cache.in_memory(project):
+        version = services.cache.serving_version(project)
+    else:
+        version = await run_in_threadpool(services.cache.serving_version, project)
+    return SetupReply(model_version=version)
 
 
-@router.post("/predict")
-def predict(body: PredictRequest, services: ServicesDep) -> PredictReply:
+@router.post("/predict", response_model=PredictReply)
+async def predict(body: PredictRequest, services: ServicesDep) -> Response:
     """One prediction per task, in order, all tasks in one vectorised call.
 
     Before the project's first training there is no model: the reply has no results and Label
@@ -30,16 +47,19 @@ def predict(body: PredictRequest, services: ServicesDep) -> PredictReply:
     project = project_id(body.project)
     config = parse_label_config(body.label_config)
     config.require_controls()
-    cache = services.cache
-    pointer = cache.pointer(project)
-    if pointer is not None:
-        model = cache.model(project, pointer.version)
-    elif services.settings.cold_start:
-        model = cache.cold_start_model(config)
+    tasks = [{"data": task.data} for task in body.tasks]  # all that scoring reads
+    if len(tasks) <= INLINE_TASKS and services.cache.in_memory(project):
+        reply = _predict(services, project, config, tasks)
     else:
-        model = None
-    if model is None or not body.tasks:
-        return PredictReply(results=[], model_version=model.version if model else cache.serving_version(project))
-    tasks = [task.model_dump() for task in body.tasks]
+        reply = await run_in_threadpool(_predict, services, project, config, tasks)
+    return Response(orjson.dumps(reply), media_type="application/json")
+
+
+def _predict(services: Services, project: str, config: LabelConfig, tasks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The /predict reply as a dict (`PredictReply`'s shape)."""
+    cache = services.cache
+    model = cache.serving_model(project, config)
+    if model is None or not tasks:
+        return {"results": [], "model_version": model.version if model else cache.serving_version(project)}
     results = predict_tasks(tasks, config, model, services.settings.multilabel_threshold)
-    return PredictReply(results=results, model_version=model.version)
+    return {"results": results, "model_version": model.version}
