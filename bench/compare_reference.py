@@ -413,7 +413,7 @@ def server_env(**extra: str) -> dict[str, str]:
 def this_backend(store: Path, log_dir: Path) -> Server:
     server = Server("this backend", [str(ROOT / ".venv" / "bin" / "python"), "-m", "functions.dev"], {}, ROOT,
                     log_dir / "this_backend.log", "functions.dev")
-    server.env = server_env(MODEL_STORE_URI=f"file://{store}", PORT=str(server.port), HOST="127.0.0.1", LOG_LEVEL="WARNING")
+    server.env = server_env(MODEL_STORE_URI=f"file://{store}", PORT=str(server.port), HOST="127.0.0.1")
     return server
 
 

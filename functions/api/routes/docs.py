@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from starlette.responses import HTMLResponse
 
 router = APIRouter(include_in_schema=False)
 

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from starlette.responses import Response
 
 from functions.api.services import Services, ServicesDep
 from functions.api.wire import PredictReply, PredictRequest, SetupReply, SetupRequest

@@ -4,7 +4,7 @@ or queues, never trains."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from starlette.responses import JSONResponse
 
 from functions import annotation_log
 from functions.api.routes.training import job_reply
