@@ -61,7 +61,7 @@ def test_the_lambda_api_handler_answers_health_cold_without_heavy_imports(tmp_pa
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["reply"]["statusCode"] == 200
     assert json.loads(result["reply"]["body"])["status"] == "UP"
-    assert result["heavy"] == []  # only the first /predict (scikit-learn) or a store read (boto3) pays for these
+    assert result["heavy"] == []  # only the first /predict (NumPy) or an S3 read (boto3) pays for these
 
 
 PREDICT_SCRIPT = textwrap.dedent(

@@ -3,6 +3,8 @@ two <Choices> over one text, multiple choice, aliases, and labels renamed or rem
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -43,6 +45,13 @@ def predict(client, project: int, config: str, texts: list[str]) -> list[dict]:
     return reply.json()["results"]
 
 
+def pickled_scores(client, project: int, version: str, texts: list[str]) -> dict[str, list[float]]:
+    """Per control, the top predict_proba of the canonical model.pkl (scikit-learn) for `texts`."""
+    store = client.app.state.services.store
+    pipelines = pickle.loads(store.get(f"projects/{project}/models/{version}/model.pkl").data)
+    return {name: pipeline.predict_proba(texts).max(axis=1).tolist() for name, pipeline in pipelines.items()}
+
+
 def chosen(item: dict) -> dict[str, list[str]]:
     return {result["from_name"]: result["value"]["choices"] for result in item["result"]}
 
@@ -67,8 +76,11 @@ def test_two_controls_train_one_model_each_and_predict_one_result_each(client):
     assert report["mood"]["dropped"] == {"only_some_controls": 1} and report["topic"]["dropped"] == {}
     assert report["topic"]["quality"]["holdout"]["test"] == 13 and 0 <= report["mood"]["quality"]["accuracy"] <= 1
 
-    items = predict(client, 41, TWO_CONTROLS, ["Heavy snow and strong wind tonight, a terrible and sad disaster",
-                                               "The striker scored twice in the final, what a wonderful and happy outcome"])
+    texts = ["Heavy snow and strong wind tonight, a terrible and sad disaster",
+             "The striker scored twice in the final, what a wonderful and happy outcome"]
+    items = predict(client, 41, TWO_CONTROLS, texts)
+    expected = pickled_scores(client, 41, "p41-v1", texts)  # served from model.npz: the same scores
+    assert [item["score"] for item in items] == pytest.approx([min(t, m) for t, m in zip(expected["topic"], expected["mood"])], abs=1e-9)
     assert [chosen(item) for item in items] == [
         {"topic": ["Weather"], "mood": ["Negative"]},
         {"topic": ["Sport"], "mood": ["Positive"]},
@@ -123,6 +135,7 @@ def test_aliases_are_trained_on_and_predicted(client):
     body = {"tasks": [{"id": 1, "data": {"body": "Forecasters warn of snow and frost overnight"}}], "project": "43.1", "label_config": ALIASED}
     (item,) = client.post("/predict", json=body).json()["results"]
     assert item["result"] == [{"from_name": "kind", "to_name": "doc", "type": "choices", "value": {"choices": ["WX"]}}]
+    assert item["score"] == pytest.approx(pickled_scores(client, 43, "p43-v1", [body["tasks"][0]["data"]["body"]])["kind"][0], abs=1e-9)
 
 
 def simple_config(labels: list[str]) -> str:
