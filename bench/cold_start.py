@@ -52,7 +52,7 @@ def main() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_STORE", "TRAIN_QUEUE"))}
     env |= {
         "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "MODEL_STORE_URI": "s3://bench-models", "LOG_LEVEL": "WARNING",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "MODEL_STORE_URI": "s3://bench-models", "LOG_LEVEL": "WARNING", "MODEL_SIGNING_KEY": "bench",
     }
     config = publish_model(env)
     with tempfile.TemporaryDirectory() as folder:

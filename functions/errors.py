@@ -31,6 +31,31 @@ class StoreUnavailable(BackendError):
     status_code = 503
 
 
+class StoreNotWritable(StoreUnavailable):
+    """The model store refuses writes: read-only, full, or access denied (503; nothing stored is lost)."""
+
+
+class CorruptObject(BackendError):
+    """A store object is not what it should be (truncated, garbage JSON, wrong shape); callers
+    log and skip it rather than answer 500 for every later request."""
+
+    status_code = 500
+
+
+class SigningUnavailable(BackendError):
+    """Model versions can be neither signed nor verified: no key configured for this store,
+    or the key service (KMS) cannot be reached."""
+
+    status_code = 503
+
+
+class CredentialsUnavailable(BackendError):
+    """The credentials secret (CREDENTIALS_SECRET) cannot be read or does not hold the expected
+    JSON: the API refuses to serve rather than serve without them (transient or a set-up error)."""
+
+    status_code = 503
+
+
 class QueueUnavailable(BackendError):
     """The training queue could not be reached (transient)."""
 
@@ -67,3 +92,9 @@ class TrainingDataError(BackendError):
     def __init__(self, message: str, report: dict | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class PayloadTooLarge(BackendError):
+    """The request carries more than a documented limit allows (tasks per request, body size)."""
+
+    status_code = 413

@@ -3,7 +3,21 @@
 The serving version is read from ``latest.json`` at most every POINTER_TTL_SECONDS per
 project, so a running API picks up a newly published version within seconds, with no restart.
 Models are the compact ones of `functions.model.compact` (NumPy, loaded on first use); the
-API never imports scikit-learn. /setup needs the pointer alone.
+API never imports scikit-learn. /setup needs the pointer and the version's signed manifest.
+
+Whole after any fault:
+
+- A version that fails verification (unsigned, forged or garbage manifest; a model or labels
+  that do not match their checksum; an unreadable model) is never served: it is logged once,
+  remembered as bad for the life of the process, and the newest good version below it
+  serves instead. /setup reports that version, so predictions and /setup agree. (A model
+  file that fails its checksum is found by its first load, i.e. the first /predict; /setup
+  verifies only the manifest, as it must not load a model.)
+- A garbage ``latest.json`` is logged and the newest complete version serves.
+- While the store (or KMS) is unreachable, the version already resolved and the model
+  already loaded keep serving; /setup waits at most `REFRESH_WAIT` seconds for a pointer
+  refresh when it has one in memory. With nothing in memory the error (503) propagates,
+  after at most `FIRST_READ_WAIT` seconds for a hung store.
 """
 
 from __future__ import annotations
@@ -12,9 +26,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Mapping, Sequence
 
-from functions import versions
+from functions import signing, versions
+from functions.errors import CorruptModel, CorruptObject, SigningUnavailable, StoreUnavailable
 from functions.label_config import ChoicesControl, LabelConfig
 from functions.settings import Settings
 from functions.store import ObjectStore
@@ -23,55 +40,174 @@ log = logging.getLogger(__name__)
 
 UNTRAINED = "untrained"
 COLD_START = "cold-start"
+CORRUPT = "corrupt-pointer"  # cached in place of a Pointer when latest.json is garbage
+REFRESH_WAIT = 1.0  # seconds a request waits for a pointer refresh when a pointer is cached
+FIRST_READ_WAIT = 2.0  # ... and for the first read (then 503), inside Label Studio's 3 s for /setup
+TRANSIENT = (StoreUnavailable, SigningUnavailable)
 
 
 class ModelCache:
-    """Per-process cache of serving pointers (TTL) and loaded models (LRU). Thread-safe."""
+    """Per-process cache of serving pointers (TTL), resolved versions, bad versions and
+    loaded models (LRU). Thread-safe."""
 
-    def __init__(self, store: ObjectStore, settings: Settings) -> None:
+    def __init__(self, store: ObjectStore, settings: Settings, signer: signing.Signer | None = None) -> None:
         self.store, self.settings = store, settings
-        self._pointers: dict[str, tuple[float, versions.Pointer | None]] = {}
+        self.signer = signer or signing.signer_for(store, settings)
+        self._pointers: dict[str, tuple[float, Any]] = {}  # project -> (read at, Pointer | None | CORRUPT)
+        self._refreshing: dict[str, Future] = {}
+        self._resolved: dict[str, tuple[Any, str | None]] = {}  # project -> (pointer, version served)
+        self._manifests: dict[tuple[str, str], dict[str, Any]] = {}  # verified manifests
+        self._bad: dict[tuple[str, str], str] = {}  # versions that failed verification -> why
+        self._served: dict[str, str] = {}  # project -> version of the model last served
         self._models: OrderedDict[tuple[str, str], versions.StoredModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pointer")
 
     def serving_version(self, project: str) -> str:
-        """The version /setup reports and predictions carry: ``p<id>-v<n>``, else
-        ``cold-start`` (COLD_START on) or ``untrained``."""
-        pointer = self.pointer(project)
-        if pointer:
-            return pointer.version
+        """The version /setup reports and predictions carry: the newest good version at or
+        below the pointer (``p<id>-v<n>``), else ``cold-start`` (COLD_START on) or
+        ``untrained``. Raises StoreUnavailable / SigningUnavailable only with nothing in memory."""
+        version = self.resolve(project)
+        if version:
+            return version
         return COLD_START if self.settings.cold_start else UNTRAINED
 
-    def pointer(self, project: str) -> versions.Pointer | None:
-        """The project's serving pointer, read from the store at most every POINTER_TTL_SECONDS."""
+    def pointer(self, project: str) -> Any:
+        """The project's pointer (`versions.Pointer`, None, or `CORRUPT`), read from the store
+        at most every POINTER_TTL_SECONDS. When the store fails and a pointer is cached, the
+        cached one is kept (and trusted for another TTL); otherwise the error propagates."""
         now = time.monotonic()
         cached = self._pointers.get(project)
         if cached and now - cached[0] < self.settings.pointer_ttl_seconds:
             return cached[1]
-        pointer = versions.read_pointer(self.store, project)
-        self._pointers[project] = (now, pointer)
-        return pointer
+        with self._lock:
+            future = self._refreshing.get(project)
+            if future is not None and cached is not None:  # another request is waiting for the store already
+                return cached[1]
+            if future is None:
+                future = self._refreshing[project] = self._pool.submit(self._refresh_pointer, project)
+        try:
+            return future.result(timeout=REFRESH_WAIT if cached else FIRST_READ_WAIT)
+        except FutureTimeout:
+            if cached is None:
+                raise StoreUnavailable(f"model store: no answer within {FIRST_READ_WAIT:g} s (reading the pointer of project {project})") from None
+            log.warning("project %s: the store is slow to answer; serving the cached pointer", project)
+        except TRANSIENT as error:
+            if cached is None:
+                raise
+            log.warning("project %s: %s; serving the cached pointer", project, error)
+        return cached[1]
+
+    def _refresh_pointer(self, project: str) -> Any:
+        """Read the pointer and cache it; on a store failure keep the cached one for a TTL and re-raise."""
+        try:
+            try:
+                pointer: Any = versions.read_pointer(self.store, project)
+            except CorruptObject as error:
+                log.warning("project %s: %s; serving the newest complete version", project, error)
+                pointer = CORRUPT
+            self._pointers[project] = (time.monotonic(), pointer)
+            return pointer
+        except TRANSIENT:
+            cached = self._pointers.get(project)
+            if cached is not None:
+                self._pointers[project] = (time.monotonic(), cached[1])
+            raise
+        finally:
+            with self._lock:
+                self._refreshing.pop(project, None)
+
+    def resolve(self, project: str) -> str | None:
+        """The version to serve for the current pointer: its own if it verifies, else the newest
+        good complete version below it; None if none (or no pointer). Remembered per pointer."""
+        pointer = self.pointer(project)
+        if pointer is None:
+            return None
+        resolved = self._resolved.get(project)
+        if resolved and resolved[0] == pointer and (resolved[1] is None or (project, resolved[1]) not in self._bad):
+            return resolved[1]
+        try:
+            version = self._first_good(project, pointer)
+        except TRANSIENT as error:
+            if resolved is None:
+                raise
+            log.warning("project %s: %s; still serving %s", project, error, resolved[1])
+            return resolved[1]
+        self._resolved[project] = (pointer, version)
+        return version
+
+    def _first_good(self, project: str, pointer: Any) -> str | None:
+        """Walk from the pointer's version back through complete versions; the first whose
+        manifest verifies. Versions found bad are remembered and never read again."""
+        if pointer is not CORRUPT and (project, pointer.version) not in self._bad:
+            if self._verifies(project, pointer.version):
+                return pointer.version
+        up_to = None if pointer is CORRUPT else pointer.number
+        for version in reversed(versions.complete_versions(self.store, project, up_to)):
+            if (project, version) not in self._bad and self._verifies(project, version):
+                log.warning("project %s: serving %s, the newest good version", project, version)
+                return version
+        return None
+
+    def _verifies(self, project: str, version: str) -> bool:
+        """True if the version's manifest is verified (cached); marks it bad otherwise."""
+        if (project, version) in self._manifests:
+            return True
+        try:
+            self._manifests[(project, version)] = versions.verified_manifest(self.store, project, version, self.signer)
+            return True
+        except CorruptModel as error:
+            self.mark_bad(project, version, str(error))
+            return False
+
+    def mark_bad(self, project: str, version: str, reason: str) -> None:
+        """Never serve `version` again in this process (logged once, at ERROR)."""
+        if (project, version) not in self._bad:
+            log.error("project %s: %s is not served: %s", project, version, reason)
+            self._bad[(project, version)] = reason
+            self._manifests.pop((project, version), None)
 
     def serving_model(self, project: str, config: LabelConfig) -> versions.StoredModel | None:
-        """The model that answers /predict for `project`: its serving version, else the
-        cold-start model of `config` (COLD_START on), else None."""
-        pointer = self.pointer(project)
-        if pointer is not None:
-            return self.model(project, pointer.version)
-        return self.cold_start_model(config) if self.settings.cold_start else None
+        """The model that answers /predict for `project`: the resolved version, loaded (a
+        version whose load fails verification is marked bad and the next good one loads),
+        else the cold-start model of `config` (COLD_START on), else None. While the store is
+        unreachable, the model last served for the project answers."""
+        for _ in range(1000):  # each turn marks one more version bad
+            try:
+                version = self.resolve(project)
+                if version is None:
+                    return self.cold_start_model(config) if self.settings.cold_start else None
+                loaded = self.model(project, version)
+            except CorruptModel as error:
+                self.mark_bad(project, version, str(error))
+                continue
+            except TRANSIENT as error:
+                fallback = self._models.get((project, self._served.get(project, "")))
+                if fallback is None:
+                    raise
+                log.warning("project %s: %s; still serving %s", project, error, fallback.version)
+                return fallback
+            self._served[project] = version
+            return loaded
+        raise CorruptModel(f"project {project}: no version could be verified")
 
     def in_memory(self, project: str) -> bool:
         """True if `serving_model` (and `serving_version`) can answer without touching the
-        store: the pointer is fresh and its version is loaded (or there is none)."""
+        store: the pointer is fresh, resolved, and its version is loaded (or there is none)."""
         cached = self._pointers.get(project)
         if not cached or time.monotonic() - cached[0] >= self.settings.pointer_ttl_seconds:
             return False
-        pointer = cached[1]
-        return pointer is None or (project, pointer.version) in self._models
+        if cached[1] is None:
+            return True
+        resolved = self._resolved.get(project)
+        if not resolved or resolved[0] != cached[1]:
+            return False
+        return resolved[1] is None or (project, resolved[1]) in self._models
 
     def model(self, project: str, version: str) -> versions.StoredModel:
-        """The loaded version (from memory, else from the store; one load per version at a time)."""
+        """The loaded version (from memory, else from the store; one load per version at a
+        time). Raises CorruptModel (see `versions.load`), StoreUnavailable, SigningUnavailable."""
         key = (project, version)
         with self._lock:
             if key in self._models:
@@ -83,7 +219,8 @@ class ModelCache:
                 if key in self._models:
                     return self._models[key]
             started = time.monotonic()
-            loaded = versions.load(self.store, project, version)
+            manifest = self._manifests.get(key)
+            loaded = versions.load(self.store, project, version, self.signer, manifest)
             log.info("project %s: loaded %s in %.3f s", project, version, time.monotonic() - started)
             with self._lock:
                 self._remember(key, loaded)

@@ -50,8 +50,57 @@ class Settings(BaseSettings):
         3, ge=1, description="Deliveries of a training message before it is dead-lettered (the queue's maxReceiveCount)."
     )
 
-    basic_auth_user: str | None = Field(None, description="HTTP Basic user required on every endpoint (unset = no auth).")
-    basic_auth_pass: SecretStr | None = Field(None, description="HTTP Basic password (needs BASIC_AUTH_USER).")
+    basic_auth_user: str | None = Field(None, description="HTTP Basic user required on every endpoint but /health.")
+    basic_auth_pass: SecretStr | None = Field(None, description="HTTP Basic password (needs BASIC_AUTH_USER; never empty).")
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="Secret that Label Studio's project webhook carries (header X-Webhook-Secret, or the URL "
+        "<backend>/webhook/<secret>); separate from the Basic-auth credentials.",
+    )
+    credentials_secret: str | None = Field(
+        None,
+        description="AWS Secrets Manager secret (name or ARN) holding JSON {basic_auth_user, basic_auth_pass, "
+        "webhook_secret}; read at runtime and cached (the deployment sets it).",
+    )
+    credentials_ttl_seconds: float = Field(300.0, ge=0, description="How long credentials read from AWS are cached.")
+    allow_unauthenticated: bool = Field(
+        False,
+        description="Serve without credentials even outside a loopback `make dev` (an explicit opt-out of fail-closed auth).",
+    )
+    aws_lambda_function_name: str | None = Field(
+        None, description="Set by AWS Lambda in every function: the backend is deployed (never a local `make dev`)."
+    )
+    allowed_hosts: str | None = Field(
+        None, description="Comma-separated Host header values the API answers (unset: any host; `make dev` on loopback: loopback names)."
+    )
+    label_studio_projects: str | None = Field(
+        None,
+        description="Comma-separated Label Studio project ids that Start Training may export (unset: the projects "
+        "this backend has seen through an authenticated /setup).",
+    )
+
+    max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB (413 beyond).")
+    max_tasks_per_predict: int = Field(10_000, ge=1, description="Most tasks one /predict may carry (413 beyond).")
+    max_text_chars: int = Field(
+        100_000, ge=1, description="Longest task text accepted by /predict and the annotation log, in characters (422 beyond)."
+    )
+    max_ids_per_webhook: int = Field(1_000, ge=1, description="Most annotation ids one ANNOTATIONS_DELETED webhook may carry.")
+    webhook_clock_skew_seconds: float = Field(
+        300.0, ge=0, description="How far in the future a webhook's updated_at may lie (Label Studio's clock vs ours)."
+    )
+    max_training_tasks: int = Field(200_000, ge=1, description="Most annotated tasks one training job reads.")
+    job_lease_seconds: float = Field(
+        900.0, gt=0, description="A running job whose heartbeat is older than this (or a queued job older than the "
+        "queue allows) is abandoned: it is failed with a reason and no longer swallows new Start Training requests.",
+    )
+    model_signing_key: SecretStr | None = Field(
+        None, description="HMAC key that signs and verifies model versions locally (unset with no KMS key: a per-store key file)."
+    )
+    model_signing_kms_key: str | None = Field(
+        None, description="KMS HMAC key (id or ARN): the train function signs versions (GenerateMac), the api verifies (VerifyMac)."
+    )
+    s3_connect_timeout: float = Field(1.0, gt=0, description="Seconds to connect to S3 (Label Studio gives /setup 3 s).")
+    s3_read_timeout: float = Field(2.0, gt=0, description="Seconds S3 may stay silent while answering.")
 
     tfidf_ngram_max: int = Field(3, ge=1, le=5, description="TfidfVectorizer ngram_range=(1, N).")
     tfidf_min_df: int = Field(1, ge=1, description="TfidfVectorizer min_df: drop n-grams seen in fewer tasks.")

@@ -2,7 +2,10 @@
 measure its quality on a hold-out (after publishing, so that never delays the new version).
 
 The same function runs in the local worker (`functions.train_queue.local`) and in the train
-Lambda. It never raises for bad data or refused Label Studio credentials: the job ends
+Lambda. While a job runs, a thread beside the fit refreshes its record's ``heartbeat_at`` every
+JOB_LEASE_SECONDS/5, so a job whose worker died is seen as abandoned (`functions.jobs`).
+A job reads at most MAX_TRAINING_TASKS annotated tasks; beyond that it fails with a reason
+that names the setting. It never raises for bad data or refused Label Studio credentials: the job ends
 `failed` with a reason a user can act on. Other errors (store unreachable, bugs) propagate,
 so the caller can retry or record them.
 """
@@ -10,16 +13,21 @@ so the caller can retry or record them.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-from functions import annotation_log, versions
+from functions import annotation_log, keys, versions
 from functions.dataset import ControlExamples, build_training_set
-from functions.errors import ArtifactMismatch, BackendError, TrainingDataError, UnsupportedLabelConfig
-from functions.jobs import FINISHED, TRAIN_REQUEST, Job, JobMessage, JobState, list_jobs, load_job, save_job
+from functions.errors import (
+    ArtifactMismatch, BackendError, CorruptObject, NotFound, PreconditionFailed, TrainingDataError, UnsupportedLabelConfig,
+)
+from functions.jobs import FINISHED, TRAIN_REQUEST, Job, JobMessage, JobState, load_job, now, save_job, slot_job_id
 from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioClient, LabelStudioRefused, LabelStudioUnreachable
+from functions.projects import export_refusal
 from functions.settings import ModelParams, Settings
 from functions.store import ObjectStore, open_store
 
@@ -32,35 +40,86 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
     """Execute the job `message` names and return its final record.
 
     A job already finished (a redelivered message) is returned unchanged. A job that finds a
-    newer queued request of its project (for other data) leaves the training to it: superseded.
+    newer queued job of its project leaves the training to it (superseded): that one answers
+    a newer request and will see the same annotations and more. A job left running by a
+    worker that died (a redelivery, a re-run) is started again.
     """
     store = store or open_store(settings.model_store_uri)
-    job = load_job(store, message.project, message.job_id)
-    if job.state in FINISHED:
-        log.info("job %s of project %s is already %s; nothing to do", job.job_id, job.project, job.state.value)
+    job = _start(store, message)
+    if job.state != JobState.RUNNING:
         return job
-    recent = list_jobs(store, job.project)
-    newer = next((j for j in recent if j.job_id > job.job_id and j.state == JobState.QUEUED and j.trigger_digest != job.trigger_digest), None)
-    if newer is not None:
-        return _supersede(store, job, newer.job_id, "a newer training request of this project is queued")
-    job.state, job.reason = JobState.RUNNING, None
-    save_job(store, job)
     fitted = None
     try:
-        fitted = fit_and_publish(store, job, settings)
+        with _heartbeat(store, job, settings.job_lease_seconds / 5):
+            fitted = fit_and_publish(store, job, settings)
         job.version, job.report, job.state = fitted.version, fitted.report, JobState.SUCCEEDED
     except JOB_FAILURES as error:
         job.state, job.reason = JobState.FAILED, str(error)
         job.report = getattr(error, "report", None) or job.report
     log.info("job %s of project %s %s %s", job.job_id, job.project, job.state.value, job.version or job.reason)
     save_job(store, job)
-    for twin in recent:  # identical requests that raced past the API's check
-        if twin.job_id != job.job_id and twin.state == JobState.QUEUED and twin.trigger_digest == job.trigger_digest:
-            _supersede(store, twin, job.job_id, "an identical training request ran")
     if fitted is not None:  # the new version is served already; the record gets its metrics next
         job.report = measure_quality(store, job.project, fitted, settings)
         save_job(store, job)
     return job
+
+
+def _start(store: ObjectStore, message: JobMessage) -> Job:
+    """Move the job to running (conditionally: a request may be folding into it right now, and
+    then its newest label config must win); returns it, or the record that says why not."""
+    for _ in range(8):
+        job = load_job(store, message.project, message.job_id)
+        if job.state in FINISHED:
+            log.info("job %s of project %s is already %s; nothing to do", job.job_id, job.project, job.state.value)
+            return job
+        newer = _newer_queued(store, job)
+        if newer is not None:
+            job.state, job.reason = JobState.SUPERSEDED, f"a newer training request of this project is queued: job {newer}"
+        else:
+            job.state, job.reason = JobState.RUNNING, None
+            job.heartbeat_at, job.attempts = now(), job.attempts + 1
+        try:
+            save_job(store, job, if_match=job._etag)
+        except PreconditionFailed:
+            continue  # changed meanwhile: read it again
+        if job.state == JobState.SUPERSEDED:
+            log.info("job %s of project %s superseded by %s", job.job_id, job.project, newer)
+        return job
+    raise PreconditionFailed(f"the record of job {message.job_id} kept changing; not started")
+
+
+def _newer_queued(store: ObjectStore, job: Job) -> str | None:
+    """The id of the project's queued job (its slot) if it is newer than `job`, else None."""
+    newer = slot_job_id(store, job.project)
+    if newer is None or newer <= job.job_id:
+        return None
+    try:
+        return newer if load_job(store, job.project, newer).state == JobState.QUEUED else None
+    except (NotFound, CorruptObject):
+        return None
+
+
+@contextmanager
+def _heartbeat(store: ObjectStore, job: Job, interval: float) -> Iterator[None]:
+    """Refresh ``job.heartbeat_at`` in the store every `interval` seconds while the block runs
+    (the caller writes the record only after the block, so the writes never interleave)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            job.heartbeat_at = now()
+            try:
+                save_job(store, job)
+            except Exception as error:  # noqa: BLE001 - a missed beat is retried at the next one
+                log.warning("job %s: heartbeat not written (%s)", job.job_id, error)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job.job_id[:12]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @dataclass
@@ -93,7 +152,7 @@ def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Publish
     tasks, provenance = gather_tasks(store, job, settings)
     if not tasks and provenance["source"] == "annotation_log":
         pull = (
-            f"Label Studio could not be read: {provenance['label_studio_error']}"
+            f"Label Studio was not read: {provenance['label_studio_error']}"
             if settings.label_studio_url and settings.label_studio_api_key
             else "Set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to pull the annotations already in Label Studio, "
             "or save annotations again to resend them"
@@ -133,7 +192,7 @@ def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Publish
         "controls": {name: _control_manifest(training_set.controls[name]) for name in models},
         "sklearn_version": _sklearn_version(),
     }
-    version = versions.publish(store, job.project, job.job_id, models, serving, labels, manifest)
+    version = versions.publish(store, job.project, job.job_id, models, serving, labels, manifest, settings=settings)
     return Published(version, report, {name: training_set.controls[name] for name in models})
 
 
@@ -166,20 +225,33 @@ def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list
     """The job's tasks (export format) and where they came from, for the report.
 
     START_TRAINING jobs read Label Studio's export when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY
-    are set; if Label Studio cannot be reached they fall back to the annotation log, and say so.
+    are set and the project may be exported (`functions.projects.export_refusal`); if it may
+    not, or Label Studio cannot be reached, they train on the annotation log, and the report's
+    ``label_studio_error`` says why.
+
+    Raises:
+        TrainingDataError: more than MAX_TRAINING_TASKS tasks, or a staged body without tasks.
+        LabelStudioRefused: Label Studio refused the token or the project.
     """
+    limit = settings.max_training_tasks
     if job.source == TRAIN_REQUEST:
         body = store.get_json(job.request_key) if job.request_key else None
         tasks = body.get("annotations") if isinstance(body, dict) else None
         if not isinstance(tasks, list):
             raise TrainingDataError("the staged /train request holds no 'annotations' list of tasks")
+        _check_size(len(tasks), limit, "the /train request")
         return [task for task in tasks if isinstance(task, dict)], {"source": "train_request"}
 
     provenance: dict[str, Any] = {}
-    if settings.label_studio_url and settings.label_studio_api_key:
+    refusal = export_refusal(store, settings, job.project) if settings.label_studio_url and settings.label_studio_api_key else None
+    if refusal:
+        log.warning("job %s: %s", job.job_id, refusal)
+        provenance = {"label_studio_allowed": False, "label_studio_error": f"{refusal}; trained on the annotation log instead"}
+    elif settings.label_studio_url and settings.label_studio_api_key:
         client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), settings.label_studio_timeout)
         try:
             tasks = client.export_tasks(job.project)
+            _check_size(len(tasks), limit, f"Label Studio's export of project {job.project}")
             return tasks, {"source": "label_studio", "label_studio_url": client.base_url, "tasks_fetched": len(tasks)}
         except LabelStudioUnreachable as error:
             log.warning("job %s: %s; training on the annotation log", job.job_id, error)
@@ -188,8 +260,19 @@ def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list
             client.close()
     else:
         provenance["label_studio_error"] = "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY not set; trained on the annotation log"
+    _check_size(len(store.list_keys(keys.annotations_prefix(job.project))), limit, f"the annotation log of project {job.project}")
     tasks = annotation_log.read_log(store, job.project)
     return tasks, {"source": "annotation_log", "tasks_fetched": len(tasks)} | provenance
+
+
+def _check_size(count: int, limit: int, where: str) -> None:
+    """Raise TrainingDataError when `where` holds more than `limit` (MAX_TRAINING_TASKS) tasks."""
+    if count > limit:
+        raise TrainingDataError(
+            f"{where} holds {count} tasks, more than the {limit} one training job may read (MAX_TRAINING_TASKS); "
+            "raise MAX_TRAINING_TASKS (the training needs memory for them) or train on fewer tasks",
+            {"tasks_seen": count, "max_training_tasks": limit},
+        )
 
 
 AGREEMENT_SAMPLE = 200  # training texts on which a compact model must reproduce its pipeline
@@ -209,12 +292,6 @@ def _fit_control(examples: ControlExamples, params: ModelParams) -> tuple[Any, A
     stride = max(1, len(examples.texts) // AGREEMENT_SAMPLE)
     agreement = check_agreement(classifier.pipeline, serving, [*examples.texts[::stride], ""])
     return classifier.pipeline, serving, classifier.classes, agreement
-
-
-def _supersede(store: ObjectStore, job: Job, by: str, why: str) -> Job:
-    job.state, job.reason = JobState.SUPERSEDED, f"{why}: job {by}"
-    log.info("job %s of project %s superseded by %s", job.job_id, job.project, by)
-    return save_job(store, job)
 
 
 def _control_manifest(examples: ControlExamples) -> dict[str, Any]:

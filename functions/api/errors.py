@@ -46,7 +46,7 @@ class LastResort:
 
     A plain ASGI wrapper, not Starlette's BaseHTTPMiddleware: that one costs about a quarter of
     a single-task /predict (measured with py-spy). If the reply has already started, the
-    exception is only logged: nothing more can be sent.
+    exception goes on up: nothing more can be sent from here.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -66,10 +66,9 @@ class LastResort:
         try:
             await self.app(scope, receive, tracking_send)
         except Exception:  # noqa: BLE001 - the one place that turns any bug into a clean 500
+            if started:  # too late for a 500; outer layers (e.g. the body-size limit's 413) handle or log it
+                raise
             incident = uuid.uuid4().hex[:12]
             log.exception("unhandled error %s on %s %s", incident, scope.get("method"), scope.get("path"))
-            if not started:
-                reply = JSONResponse(
-                    {"detail": f"internal error {incident}; the backend's log has the details"}, status_code=500
-                )
-                await reply(scope, receive, send)
+            reply = JSONResponse({"detail": f"internal error {incident}; the backend's log has the details"}, status_code=500)
+            await reply(scope, receive, send)

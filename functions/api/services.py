@@ -35,7 +35,7 @@ class Services:
 
     @property
     def store(self) -> ObjectStore:
-        return self._once("store", lambda: open_store(self.settings.model_store_uri))
+        return self._once("store", lambda: open_store(self.settings.model_store_uri, self.settings))
 
     @property
     def cache(self) -> ModelCache:

@@ -8,12 +8,14 @@ One contract-test suite (tests/integration/test_store_contract.py) runs against 
 from __future__ import annotations
 
 import json
+import logging
 import posixpath
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -61,6 +63,26 @@ class ObjectStore(ABC):
         """The decoded JSON at `key`, or None if there is no object."""
         found = self.get(key)
         return None if found is None else found.json()
+
+    def read_json(self, key: str, kind: type = dict) -> Any | None:
+        """The decoded JSON at `key` if it is a `kind` (dict by default), else None.
+
+        Defensive read: a missing object gives None silently; a truncated or garbage object
+        (not UTF-8 JSON, or not a `kind`) is logged at WARNING and also gives None, so one bad
+        object never turns into a 500 on every request. `StoreUnavailable` still propagates.
+        """
+        found = self.get(key)
+        if found is None:
+            return None
+        try:
+            value = found.json()
+        except (ValueError, RecursionError) as error:
+            log.warning("store object %s is not valid JSON (%d bytes, %s): skipped", key, len(found.data), type(error).__name__)
+            return None
+        if not isinstance(value, kind):
+            log.warning("store object %s holds a %s, not a %s: skipped", key, type(value).__name__, kind.__name__)
+            return None
+        return value
 
     def put_json(self, key: str, value: Any, **conditions: Any) -> str:
         """Write `value` as compact UTF-8 JSON; conditions as for `put`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import os
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from functions.errors import PreconditionFailed, StoreUnavailable
+from functions.errors import PreconditionFailed, StoreNotWritable, StoreUnavailable
 from functions.store.base import ObjectStore, StoredObject, join_key
 
 _LOCKS: dict[Path, threading.Lock] = {}
@@ -93,20 +94,42 @@ class LocalStore(ObjectStore):
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as error:
-            raise StoreUnavailable(f"cannot write {path.relative_to(self.root)}: {error.strerror}") from error
+            raise _write_error(path.relative_to(self.root).as_posix(), error) from error
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
         with _LOCKS_GUARD:
             lock = _LOCKS.setdefault(self.root, threading.Lock())
         with lock:
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / ".lock", "a+b") as handle:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+                handle = open(self.root / ".lock", "a+b")
+            except OSError as error:
+                raise _write_error(".lock", error) from error
+            with handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
                     yield
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_READ_ONLY = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _write_error(key: str, error: OSError) -> StoreUnavailable:
+    """A failed write as a 503 error whose message says what is wrong with the folder.
+
+    A write goes to a temporary file first, so a failure never damages the object it replaces.
+    """
+    if error.errno in _FULL:
+        return StoreNotWritable(f"the model store is full ({error.strerror}): cannot write {key}; free space in the store folder")
+    if error.errno in _READ_ONLY:
+        return StoreNotWritable(
+            f"the model store is read-only ({error.strerror}): cannot write {key}; make the store folder writable for the backend"
+        )
+    return StoreUnavailable(f"cannot write {key}: {error.strerror or error}")
 
 
 def _etag(data: bytes) -> str:

@@ -3,6 +3,10 @@
 boto3 reads credentials, region and `AWS_ENDPOINT_URL` from the environment as usual, so the
 same code talks to AWS in Lambda and to a local endpoint in development. Conditional writes use
 S3's `If-None-Match: *` and `If-Match: <etag>` (S3 since 2024; moto 5 and MinIO support them).
+
+Every call is bounded: S3_CONNECT_TIMEOUT / S3_READ_TIMEOUT per attempt and at most
+`MAX_ATTEMPTS` attempts (botocore's "standard" retries), so a hung endpoint costs seconds,
+not the 60 s × 5 of botocore's defaults.
 """
 
 from __future__ import annotations
@@ -10,20 +14,27 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from functions.errors import PreconditionFailed, StoreUnavailable
+from functions.errors import PreconditionFailed, StoreNotWritable, StoreUnavailable
 from functions.store.base import ObjectStore, StoredObject, join_key
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 EXPIRING_TAG = "lifecycle=expiring"  # infra/bucket.yml expires objects with this tag
 _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_REFUSED = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem", "InvalidObjectState", "QuotaExceeded"}
+MAX_ATTEMPTS = 2  # one retry: enough for a throttled or reset call, bounded for Label Studio's 3 s
 
 
 class S3Store(ObjectStore):
-    """Objects under ``s3://<bucket>/<prefix>/``; the boto3 client is made on first use."""
+    """Objects under ``s3://<bucket>/<prefix>/``; the boto3 client is made on first use.
 
-    def __init__(self, bucket: str, prefix: str = "") -> None:
+    `connect_timeout` and `read_timeout` (seconds, per attempt) default to the settings
+    S3_CONNECT_TIMEOUT and S3_READ_TIMEOUT, read when the client is made.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", *, connect_timeout: float | None = None, read_timeout: float | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+        self.timeouts = (connect_timeout, read_timeout)
         self._client: Any = None
         self._client_lock = threading.Lock()
 
@@ -36,10 +47,8 @@ class S3Store(ObjectStore):
             with self._client_lock:
                 if self._client is None:
                     import boto3
-                    from botocore.config import Config
 
-                    config = Config(retries={"max_attempts": 4, "mode": "standard"}, max_pool_connections=32)
-                    self._client = boto3.client("s3", config=config)
+                    self._client = boto3.client("s3", config=client_config(*self.timeouts))
         return self._client
 
     def get(self, key: str) -> StoredObject | None:
@@ -67,6 +76,11 @@ class S3Store(ObjectStore):
         except Exception as error:  # noqa: BLE001
             if (if_match or if_none_match) and _code(error) in _CONFLICT:
                 raise PreconditionFailed(f"{key} changed or already exists") from error
+            if _code(error) in _REFUSED:
+                raise StoreNotWritable(
+                    f"the model store refuses writes ({_code(error)}): cannot write {key} to s3://{self.bucket}; "
+                    "check the bucket policy and the role's s3:PutObject permission"
+                ) from error
             raise _unavailable("write", key, error) from error
         return response["ETag"]
 
@@ -97,6 +111,25 @@ class S3Store(ObjectStore):
 
     def _relative(self, full_key: str) -> str:
         return full_key[len(self.prefix) + 1 :] if self.prefix else full_key
+
+
+def client_config(connect_timeout: float | None = None, read_timeout: float | None = None) -> Any:
+    """The botocore `Config` of every client this package makes: timeouts in seconds per
+    attempt (None: the S3_CONNECT_TIMEOUT / S3_READ_TIMEOUT settings), `MAX_ATTEMPTS` attempts."""
+    from botocore.config import Config
+
+    if connect_timeout is None or read_timeout is None:
+        from functions.settings import get_settings
+
+        settings = get_settings()
+        connect_timeout = settings.s3_connect_timeout if connect_timeout is None else connect_timeout
+        read_timeout = settings.s3_read_timeout if read_timeout is None else read_timeout
+    return Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=32,
+    )
 
 
 def _code(error: Exception) -> str:

@@ -14,7 +14,10 @@ __all__ = ["TrainQueue", "LocalQueue", "SqsQueue", "StoreOnlyQueue", "open_queue
 
 
 class StoreOnlyQueue(TrainQueue):
-    """Sends nothing: the job record waits in the store (`sls invoke local -f train` runs it)."""
+    """Sends nothing: the job record waits in the store (`sls invoke local -f train` runs it),
+    for as long as it takes (queued jobs are never abandoned)."""
+
+    hold_seconds = float("inf")
 
     def send(self, message: JobMessage, dedup_id: str) -> None:
         return None

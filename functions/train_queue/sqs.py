@@ -3,16 +3,25 @@
 `MessageGroupId` is the project id, so a project trains one job at a time while projects run
 in parallel; `MessageDeduplicationId` is the job's dedup id, so repeated identical requests
 within SQS's 5-minute window become one message.
+
+A queued job may wait while SQS hides its message (a delivery to a train function that crashed
+stays invisible for the queue's visibility timeout): `hold_seconds` is that timeout, read once
+from the queue (``sqs:GetQueueAttributes``), else `DEFAULT_VISIBILITY_SECONDS`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
 from functions.errors import QueueUnavailable
 from functions.jobs import JobMessage
 from functions.train_queue.base import TrainQueue
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VISIBILITY_SECONDS = 5400.0  # infra/queue.yml: 6 x the train function's 900 s timeout
 
 
 class SqsQueue(TrainQueue):
@@ -24,6 +33,20 @@ class SqsQueue(TrainQueue):
         self._url = queue if queue.startswith(("https://", "http://")) else None
         self._client: Any = None
         self._lock = threading.Lock()
+        self._hold: float | None = None
+
+    @property
+    def hold_seconds(self) -> float:  # type: ignore[override]
+        """The queue's visibility timeout in seconds (read once; the default if unreadable)."""
+        if self._hold is None:
+            try:
+                attributes = self._sqs().get_queue_attributes(QueueUrl=self._queue_url(), AttributeNames=["VisibilityTimeout"])
+                self._hold = float(attributes["Attributes"]["VisibilityTimeout"])
+            except Exception as error:  # noqa: BLE001 - botocore raises many types
+                log.warning("training queue %s: visibility timeout unreadable (%s); assuming %g s",
+                            self.queue, type(error).__name__, DEFAULT_VISIBILITY_SECONDS)
+                self._hold = DEFAULT_VISIBILITY_SECONDS
+        return self._hold
 
     def send(self, message: JobMessage, dedup_id: str) -> None:
         try:
@@ -43,8 +66,10 @@ class SqsQueue(TrainQueue):
         with self._lock:
             if self._client is None:
                 import boto3
+                from botocore.config import Config
 
-                self._client = boto3.client("sqs")
+                config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+                self._client = boto3.client("sqs", config=config)
         return self._client
 
     def _queue_url(self) -> str:

@@ -21,6 +21,7 @@ def app_with(tmp_path, url: str) -> TestClient:
     settings = Settings(
         model_store_uri=f"file://{tmp_path / 'store'}", pointer_ttl_seconds=0,
         label_studio_url=url, label_studio_api_key=PERSONAL_ACCESS_TOKEN, label_studio_timeout=20,
+        label_studio_projects="31,32",  # the projects Start Training may export
     )
     return TestClient(create_app(settings))
 
@@ -66,7 +67,8 @@ def test_with_label_studio_down_training_uses_the_annotation_log_and_says_so(tmp
 
 def test_refused_credentials_fail_the_job_with_a_reason(tmp_path):
     with LabelStudioStandIn({33: sample_tasks()}) as standin:
-        settings = Settings(model_store_uri=f"file://{tmp_path}", label_studio_url=standin.url, label_studio_api_key="stale-legacy-token")
+        settings = Settings(model_store_uri=f"file://{tmp_path}", label_studio_url=standin.url, label_studio_api_key="stale-legacy-token",
+                            label_studio_projects="33")
         client = TestClient(create_app(settings))
         reply = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 33, "label_config": sample_config()}})
         job = wait_for_job(client, "33", reply.json()["job"])

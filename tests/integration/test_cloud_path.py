@@ -26,7 +26,7 @@ CONFIG = sample_config()
 def cloud(monkeypatch):
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-        "MODEL_STORE_URI": f"s3://{BUCKET}", "TRAIN_QUEUE": QUEUE, "TRAIN_MAX_ATTEMPTS": "3",
+        "MODEL_STORE_URI": f"s3://{BUCKET}", "TRAIN_QUEUE": QUEUE, "TRAIN_MAX_ATTEMPTS": "3", "MODEL_SIGNING_KEY": "test-signing-key",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

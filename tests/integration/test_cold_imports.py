@@ -18,9 +18,16 @@ SCRIPT = textwrap.dedent(
     from functions.settings import Settings
     from functions.store import LocalStore
 
+    from functions import signing
+    from functions.store import json_bytes
+
     store_dir = sys.argv[1]
-    LocalStore(store_dir).put_json("projects/9/latest.json", {"version": "p9-v3", "number": 3})
-    client = TestClient(create_app(Settings(model_store_uri="file://" + store_dir)))
+    store, settings = LocalStore(store_dir), Settings(model_store_uri="file://" + store_dir)
+    manifest = json_bytes({"version": "p9-v3", "number": 3})  # /setup verifies the signed manifest, loads no model
+    store.put("projects/9/models/p9-v3/manifest.json", manifest)
+    store.put_json("projects/9/models/p9-v3/signature.json", signing.signer_for(store, settings).sign(manifest))
+    store.put_json("projects/9/latest.json", {"version": "p9-v3", "number": 3})
+    client = TestClient(create_app(settings))
     health = client.get("/health").json()
     setup = client.post("/setup", json={"project": "9.1700000000", "schema": "<View/>"}).json()
     print(json.dumps({"health": health, "setup": setup, "sklearn": [m for m in sys.modules if m.startswith("sklearn")]}))

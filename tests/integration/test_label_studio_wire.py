@@ -63,6 +63,8 @@ def test_replayed_label_studio_request_gets_a_reply_of_the_required_shape(client
     client = clients["auth" if is_auth else "open"]
     reply = replay(client, capture)
     expected = capture["response"]["status"]
+    if capture["path"] == "/health":
+        expected = 200  # public here (the capture's stub required auth on it): Label Studio checks it first
     if expected == 401:
         assert reply.status_code == 401 and reply.headers["www-authenticate"].startswith("Basic ")
         assert "Basic credentials" in reply.json()["detail"]

@@ -67,34 +67,33 @@ def test_a_crashed_training_is_recorded_and_never_moves_the_pointer(client, monk
     assert client.post("/setup", json={"project": "4.1", "schema": CONFIG}).json() == {"model_version": "p4-v1"}
 
 
-def test_identical_triggers_collapse_and_a_newer_request_supersedes_a_waiting_one(client, monkeypatch):
+def test_requests_collapse_into_the_queued_job_whatever_their_content_and_the_newest_config_wins(client, monkeypatch):
     for task in sample_tasks():
         client.post("/webhook", json=annotation_created(task, 4, CONFIG))
     start = {"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG}}
     gate = hold_jobs(client, monkeypatch)
-    first = train(client, sample_tasks())
-    second = client.post("/webhook", json=start).json()["job"]
-    assert client.post("/webhook", json=start).json()["job"] == second  # same data, same settings
+    first = train(client, sample_tasks()[:8])  # a /train body: queued, held at the gate
+    assert client.post("/webhook", json=start).json()["job"] == first
+    spaced = {"action": "START_TRAINING", "project": {"id": 4, "label_config": CONFIG.replace("<View>", "<View>  \n ")}}
+    assert client.post("/webhook", json=spaced).json()["job"] == first  # whitespace no longer makes a new job
 
     relabelled = annotation_created(sample_tasks()[0], 4, CONFIG)
     relabelled["annotation"]["updated_at"] = "2026-11-02T00:00:00Z"
     client.post("/webhook", json=relabelled | {"action": "ANNOTATION_UPDATED"})
-    assert client.post("/webhook", json=start).json()["job"] == second  # not started yet: it will see the change
     new_config = CONFIG.replace('<Choice value="Weather"/>', '<Choice value="Weather"/><Choice value="Science"/>')
-    third = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": new_config}}).json()["job"]
-    assert third != second
+    assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 4, "label_config": new_config}}).json()["job"] == first
+    store = client.app.state.services.store
+    record = store.get_json(f"projects/4/jobs/{first}.json")
+    assert record["label_config"] == new_config and record["source"] == "start_training" and record["requests"] == 4
+    assert store.get_json("projects/4/queued_job.json")["job_id"] == first
 
     gate.set()
-    for waiting in (first, second):  # both were still queued when `third` came
-        superseded = wait_for_job(client, "4", waiting)
-        assert superseded["state"] == "superseded" and third in superseded["reason"]
-    last = wait_for_job(client, "4", third)
-    assert last["state"] == "succeeded" and last["version"] == "p4-v1"
-    assert last["report"]["source"] == "annotation_log" and last["report"]["controls"]["topic"]["examples"] == 32
-    jobs = client.get("/projects/4/jobs").json()["jobs"]
-    assert [j["job_id"] for j in jobs] == [third, second, first]
-    fourth = client.post("/webhook", json=start).json()["job"]  # the last job has run: a new one
-    assert fourth != third and wait_for_job(client, "4", fourth)["version"] == "p4-v2"
+    done = wait_for_job(client, "4", first)
+    assert done["state"] == "succeeded" and done["version"] == "p4-v1" and done["requests"] == 4 and done["attempts"] == 1
+    assert done["report"]["source"] == "annotation_log" and done["report"]["controls"]["topic"]["examples"] == 32  # the newest request's data
+    assert [j["job_id"] for j in client.get("/projects/4/jobs").json()["jobs"]] == [first]
+    second = client.post("/webhook", json=start).json()["job"]  # the queued job has run: a new one
+    assert second != first and wait_for_job(client, "4", second)["version"] == "p4-v2"
 
 
 def test_a_failed_request_sent_again_is_a_new_job(client):

@@ -53,3 +53,45 @@ def test_projects_are_separate(tmp_path):
     store = LocalStore(tmp_path)
     annotation_log.record_annotation(store, "3", annotation(1, "A", "2026-01-01T00:00:00Z"), {"id": 1, "data": {"text": "t"}})
     assert annotation_log.read_log(store, "4") == []
+
+
+def test_a_late_delivery_never_overwrites_newer_task_text(tmp_path):
+    store = LocalStore(tmp_path)
+    annotation_log.record_annotation(store, "3", annotation(10, "A", "2026-01-01T00:00:05Z"), {"id": 1, "data": {"text": "edited"}})
+    annotation_log.record_annotation(store, "3", annotation(11, "B", "2026-01-01T00:00:01Z"), {"id": 1, "data": {"text": "original"}})
+    assert annotation_log.read_log(store, "3")[0]["data"] == {"text": "edited"}
+    annotation_log.record_annotation(store, "3", annotation(10, "A", "2026-01-01T00:00:09Z"), {"id": 1, "data": {"text": "newest"}})
+    assert annotation_log.read_log(store, "3")[0]["data"] == {"text": "newest"}
+
+
+def test_implausible_events_are_refused_and_change_nothing(tmp_path):
+    import pytest
+
+    from functions.errors import InvalidRequest
+
+    store = LocalStore(tmp_path)
+    limits = annotation_log.LogLimits(max_text_chars=100, max_ids=3, clock_skew_seconds=60)
+    annotation_log.record_annotation(store, "3", annotation(10, "A", "2026-01-01T00:00:00Z"), {"id": 1, "data": {"text": "kept"}}, limits)
+    before = sorted(store.list_keys("projects/3/"))
+    with pytest.raises(InvalidRequest, match="lies in the future"):  # would pin label B forever
+        annotation_log.record_annotation(store, "3", annotation(10, "B", "2999-01-01T00:00:00Z"), None, limits)
+    with pytest.raises(InvalidRequest, match="MAX_TEXT_CHARS"):
+        annotation_log.record_annotation(store, "3", annotation(12, "A", "2026-01-01T00:00:01Z", task=2), {"id": 2, "data": {"text": "x" * 101}}, limits)
+    with pytest.raises(InvalidRequest, match="MAX_TEXT_CHARS"):  # many small fields
+        annotation_log.record_annotation(store, "3", annotation(13, "A", "2026-01-01T00:00:01Z", task=3), {"id": 3, "data": {f"k{i}": "y" * 90 for i in range(10)}}, limits)
+    with pytest.raises(InvalidRequest, match="at most 3"):
+        annotation_log.record_deletions(store, "3", [{"id": i} for i in range(4)], limits)
+    assert sorted(store.list_keys("projects/3/")) == before
+    assert labels_in(annotation_log.read_log(store, "3")) == {1: [(10, "A")]}
+    assert annotation_log.read_log(store, "3")[0]["data"] == {"text": "kept"}
+
+
+def test_a_corrupt_log_object_is_skipped_and_then_replaced_by_the_next_event(tmp_path):
+    store = LocalStore(tmp_path)
+    annotation_log.record_annotation(store, "3", annotation(10, "A", "2026-01-01T00:00:00Z"), {"id": 1, "data": {"text": "one"}})
+    annotation_log.record_annotation(store, "3", annotation(20, "B", "2026-01-01T00:00:00Z", task=2), {"id": 2, "data": {"text": "two"}})
+    store.put("projects/3/annotations/2.json", b'{"id": 2, "annot')  # truncated
+    store.put("projects/3/deleted_annotations/x.json", b"\xff\xfe garbage")
+    assert labels_in(annotation_log.read_log(store, "3")) == {1: [(10, "A")]}
+    annotation_log.record_annotation(store, "3", annotation(21, "B", "2026-01-02T00:00:00Z", task=2), {"id": 2, "data": {"text": "two"}})
+    assert labels_in(annotation_log.read_log(store, "3")) == {1: [(10, "A")], 2: [(21, "B")]}

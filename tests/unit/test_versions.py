@@ -4,7 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
-from functions import keys, versions
+from functions import keys, signing, versions
+from functions.settings import Settings
 from functions.model.classifier import ModelParams, fit
 from functions.model.export import to_compact
 from functions.errors import CorruptModel
@@ -20,6 +21,13 @@ def store(tmp_path):
 @pytest.fixture(scope="module")
 def fitted():
     return fit(["good match", "great goal", "rain storm", "snow wind"], ["Sport", "Sport", "Weather", "Weather"], ModelParams())
+
+
+def resign(store, project, version):
+    """Sign the version's current manifest with the store's key (as if it had been published so)."""
+    manifest = store.get(keys.version_object(project, version, "manifest.json")).data
+    signer = signing.signer_for(store, Settings())
+    store.put_json(keys.version_object(project, version, "signature.json"), signer.sign(manifest))
 
 
 def publish(store, fitted, job_id, project="5"):
@@ -79,12 +87,16 @@ def test_a_version_without_a_serving_model_says_how_to_get_one(store, fitted):
     publish(store, fitted, "job-a")
     manifest_key = keys.version_object("5", "p5-v1", "manifest.json")
     store.put_json(manifest_key, {k: v for k, v in store.get_json(manifest_key).items() if k != "serving"})
+    resign(store, "5", "p5-v1")
     with pytest.raises(CorruptModel, match="Start Training"):
         versions.load(store, "5", "p5-v1")
 
 
 def test_quality_measured_after_publishing_lands_in_the_manifest(store, fitted):
     publish(store, fitted, "job-a")
+    signed = store.get(keys.version_object("5", "p5-v1", "manifest.json")).data
     versions.update_report(store, "5", "p5-v1", {"n": 4, "quality": {"accuracy": 1.0}})
-    manifest = versions.load(store, "5", "p5-v1").manifest
+    (manifest,) = versions.read_manifests(store, "5", ["p5-v1"])
     assert manifest["report"]["quality"] == {"accuracy": 1.0} and manifest["serving"]["sha256"]
+    assert store.get(keys.version_object("5", "p5-v1", "manifest.json")).data == signed  # the signed manifest stays as published
+    assert versions.load(store, "5", "p5-v1").version == "p5-v1"

@@ -14,11 +14,14 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from functions import projects
 from functions.api.services import Services, ServicesDep
 from functions.api.wire import PredictReply, PredictRequest, SetupReply, SetupRequest
+from functions.errors import InvalidRequest, PayloadTooLarge
 from functions.ids import project_id
 from functions.label_config import LabelConfig, parse_label_config
 from functions.serving import predict_tasks
+from functions.settings import Settings
 
 router = APIRouter(tags=["label-studio"])
 
@@ -29,6 +32,8 @@ INLINE_TASKS = 32  # up to this many tasks are scored on the event loop (about 3
 async def setup(body: SetupRequest, services: ServicesDep) -> SetupReply:
     """The project's serving version, from the store's pointer only (3 s timeout in Label Studio)."""
     project = project_id(body.project)
+    if projects.needs_recording(services.store, project):  # Start Training may then export it
+        await run_in_threadpool(projects.record_connected, services.store, project)
     if services.cache.in_memory(project):
         version = services.cache.serving_version(project)
     else:
@@ -47,12 +52,28 @@ async def predict(body: PredictRequest, services: ServicesDep) -> Response:
     project = project_id(body.project)
     config = parse_label_config(body.label_config)
     config.require_controls()
+    check_limits(body, services.settings)
     tasks = [{"data": task.data} for task in body.tasks]  # all that scoring reads
     if len(tasks) <= INLINE_TASKS and services.cache.in_memory(project):
         reply = _predict(services, project, config, tasks)
     else:
         reply = await run_in_threadpool(_predict, services, project, config, tasks)
     return Response(orjson.dumps(reply), media_type="application/json")
+
+
+def check_limits(body: PredictRequest, settings: Settings) -> None:
+    """Refuse more than MAX_TASKS_PER_PREDICT tasks (413) or a text over MAX_TEXT_CHARS (422)."""
+    if len(body.tasks) > settings.max_tasks_per_predict:
+        raise PayloadTooLarge(
+            f"{len(body.tasks):,} tasks in one /predict; this backend takes at most {settings.max_tasks_per_predict:,} "
+            "(MAX_TASKS_PER_PREDICT): select fewer tasks in the Data Manager"
+        )
+    too_long = [task.id for task in body.tasks if any(isinstance(v, str) and len(v) > settings.max_text_chars for v in task.data.values())]
+    if too_long:
+        raise InvalidRequest(
+            f"task(s) {', '.join(map(str, too_long[:10]))} hold a text over {settings.max_text_chars:,} characters "
+            "(MAX_TEXT_CHARS); shorten them or raise the limit"
+        )
 
 
 def _predict(services: Services, project: str, config: LabelConfig, tasks: list[dict[str, Any]]) -> dict[str, Any]:

@@ -13,8 +13,7 @@ from functions.api.services import ServicesDep
 from functions.api.wire import JobReply, TrainRequest, VersionsReply
 from functions.errors import InvalidRequest
 from functions.ids import checked_job_id, checked_project_id, project_id
-from functions.jobs import list_jobs, load_job
-from functions.scheduling import request_training
+from functions.scheduling import job_status as read_job, project_jobs, request_training
 
 router = APIRouter(tags=["training"])
 
@@ -46,18 +45,20 @@ async def train(request: Request, services: ServicesDep) -> JobReply:
 def jobs(project: str, services: ServicesDep) -> dict:
     """The project's most recent training jobs, newest first."""
     project = checked_project_id(project)
-    return {"jobs": [job.public() for job in list_jobs(services.store, project)]}
+    return {"jobs": [job.public() for job in project_jobs(services.store, services.queue, services.settings, project)]}
 
 
 @router.get("/projects/{project}/jobs/{job_id}")
 def job_status(project: str, job_id: str, services: ServicesDep) -> dict:
     """One job: state (queued, running, succeeded, failed, superseded), reason, report, version."""
-    return load_job(services.store, checked_project_id(project), checked_job_id(job_id)).public()
+    project, job_id = checked_project_id(project), checked_job_id(job_id)
+    return read_job(services.store, services.queue, services.settings, project, job_id).public()
 
 
 @router.get("/versions", response_model_exclude_none=True)
 def list_model_versions(services: ServicesDep, project: str | None = None) -> VersionsReply:
-    """Model versions held, oldest first. Label Studio sends no project and reads `versions`;
+    """Published model versions, oldest first (half-published ones never appear: see
+    `versions.list_versions`). Label Studio sends no project and reads `versions`;
     `?project=12` narrows the list and adds each version's manifest (training report, quality)."""
     store = services.store
     if not project:

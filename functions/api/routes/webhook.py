@@ -20,9 +20,11 @@ ANNOTATION_CHANGED = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
 
 
 @router.post("/webhook")
+@router.post("/webhook/{secret}", include_in_schema=False)  # the webhook secret as the URL's last segment
 def webhook(body: WebhookRequest, services: ServicesDep) -> JSONResponse:
     """START_TRAINING queues a job; annotation events update the annotation log (201).
-    Any other action is acknowledged with 200 and ignored."""
+    Any other action is acknowledged with 200 and ignored. `functions.api.auth` has checked
+    the Basic credentials or the webhook secret before."""
     if body.action == "START_TRAINING":
         project = project_id(body.project)
         label_config = body.project.get("label_config") if isinstance(body.project, dict) else None
@@ -33,9 +35,11 @@ def webhook(body: WebhookRequest, services: ServicesDep) -> JSONResponse:
     if body.action in ANNOTATION_CHANGED:
         if body.annotation is None:
             raise InvalidRequest(f"{body.action} needs an 'annotation' object")
-        annotation_log.record_annotation(services.store, project_id(body.project), body.annotation, body.task)
+        limits = annotation_log.LogLimits.of(services.settings)
+        annotation_log.record_annotation(services.store, project_id(body.project), body.annotation, body.task, limits)
         return JSONResponse({"status": "ok"}, status_code=201)
     if body.action == "ANNOTATIONS_DELETED":
-        count = annotation_log.record_deletions(services.store, project_id(body.project), body.annotations or [])
+        limits = annotation_log.LogLimits.of(services.settings)
+        count = annotation_log.record_deletions(services.store, project_id(body.project), body.annotations or [], limits)
         return JSONResponse({"status": "ok", "deleted": count}, status_code=201)
     return JSONResponse({"status": "ignored", "action": body.action}, status_code=200)
