@@ -29,8 +29,10 @@ dev: $(VENV)/.installed
 test: install $(BIN)/python3.12
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The deploy params `sls package` needs (README, "Deploy to AWS"); the zips are the same whatever they are.
+SLS_PARAMS ?= --param=credentials=generate
 package: node_modules/.installed   # the deployment artifacts, offline: .serverless/api.zip and train.zip
-	npx sls package --stage $(or $(STAGE),dev)
+	npx sls package --stage $(or $(STAGE),dev) $(SLS_PARAMS)
 
 invoke-demo: install $(BIN)/python3.12   # both handlers through `sls invoke local`, local store
 	PATH="$(CURDIR)/$(BIN):$$PATH" infra/invoke_local.sh

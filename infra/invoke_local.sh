@@ -7,14 +7,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${MODEL_STORE_URI:-file://.model-store}
 
-# Locally there is no secret and no KMS key: ALLOW_UNAUTHENTICATED=true (the api function fails closed
-# in Lambda without credentials) and an empty MODEL_SIGNING_KMS_KEY (versions are signed with the local
-# store's key file instead). No --param is needed: only package/deploy insist on credentials.
+# Locally there is no credentials secret: ALLOW_UNAUTHENTICATED=true (the api function fails closed in
+# Lambda without credentials). No --param is needed: only package/deploy insist on credentials, and
+# invoke local leaves out the stack's CREDENTIALS_SECRET and MODEL_SIGNING_KMS_KEY
+# (infra/deploy-guard-plugin.js), so versions are signed with the local store's key file.
 invoke() {  # invoke <function> <event file> [extra sls args]: prints the handler's JSON reply
   local fn=$1 event=$2
   shift 2
   npx sls invoke local -f "$fn" --path "$event" -e MODEL_STORE_URI="$STORE" \
-    -e ALLOW_UNAUTHENTICATED=true -e MODEL_SIGNING_KMS_KEY= "$@" | python3 -c '
+    -e ALLOW_UNAUTHENTICATED=true "$@" | python3 -c '
 import json, sys
 out = sys.stdin.read()
 print(json.dumps(json.loads(out[out.index("\n{") + 1 :] if not out.startswith("{") else out)))'

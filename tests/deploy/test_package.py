@@ -3,45 +3,18 @@ stack, train with it), and the CloudFormation template the deployment issue asks
 
 import json
 import os
-import subprocess
 import zipfile
 from pathlib import PurePosixPath
-from typing import NamedTuple
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.deploy.cfn import actions, bucket_pattern, by_type, resources_for, statements_by_role
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes, function + layers
 API_UNZIPPED_LIMIT = 73_400_320  # 70 MiB with its bytecode: the api zip carries no scikit-learn/SciPy
 SCIENTIFIC = {"sklearn", "scipy", "joblib", "threadpoolctl", "scipy.libs", "scikit_learn.libs"}
 WEB = {"fastapi", "starlette", "mangum"}
 RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer"}
-
-
-class Packaged(NamedTuple):
-    api: zipfile.ZipFile
-    train: zipfile.ZipFile
-    s3_keys: dict  # handler → the S3 key its AWS::Lambda::Function deploys
-    resources: dict
-    outputs: dict
-    log: str
-
-
-@pytest.fixture(scope="module")
-def packaged(sls_env, tmp_path_factory):
-    out = tmp_path_factory.mktemp("package")
-    done = subprocess.run(
-        ["npx", "sls", "package", "--stage", "ci", "--package", str(out)],
-        cwd=ROOT, env=sls_env, capture_output=True, text=True, timeout=1200,
-    )
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    template = json.loads((out / "cloudformation-template-update-stack.json").read_text())
-    resources = template["Resources"]
-    s3_keys = {r["Properties"]["Handler"]: r["Properties"]["Code"]["S3Key"] for r in by_type(resources, "AWS::Lambda::Function").values()}
-    # Each function's zip is the file its S3 key names, in the package folder (what `sls deploy --package` uploads).
-    api, train = (zipfile.ZipFile(out / PurePosixPath(s3_keys[f"functions/{fn}/handler.handler"]).name) for fn in ("api", "train"))
-    return Packaged(api, train, s3_keys, resources, template["Outputs"], done.stdout + done.stderr)
 
 
 def top_level(archive: zipfile.ZipFile) -> set[str]:
@@ -103,10 +76,6 @@ def test_both_zips_ship_python_3_12_bytecode_when_a_3_12_interpreter_is_at_hand(
     assert not any(".cpython-311." in n or ".cpython-313." in n for n in api | train)
 
 
-def by_type(resources, kind):
-    return {name: r for name, r in resources.items() if r["Type"] == kind}
-
-
 def test_functions_events_and_queue_follow_the_design(packaged):
     resources, outputs = packaged.resources, packaged.outputs
     functions = {r["Properties"]["Handler"]: r["Properties"] for r in by_type(resources, "AWS::Lambda::Function").values()}
@@ -139,24 +108,27 @@ def test_the_bucket_is_versioned_private_encrypted_tls_only_and_survives_removal
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
     assert all(props["PublicAccessBlockConfiguration"].values())
     rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
-    assert rules["ExpireStagedTrainRequests"]["TagFilters"] == [{"Key": "lifecycle", "Value": "expiring"}]
     assert "ExpirationInDays" not in rules["ForgetOldVersionsOfRewrittenObjects"]  # current objects never expire
-    (deny,) = resources["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    assert deny["Effect"] == "Deny" and deny["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+    statements = {s["Sid"]: s for s in resources["ModelBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    tls = statements["TlsOnly"]
+    assert tls["Effect"] == "Deny" and tls["Condition"]["Bool"]["aws:SecureTransport"] == "false"
 
 
 def test_each_function_has_its_own_least_privilege_role_and_nobody_deletes(packaged):
     resources = packaged.resources
-    roles = by_type(resources, "AWS::IAM::Role")
     functions = by_type(resources, "AWS::Lambda::Function")
     assert {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()} == {"ApiRole", "TrainRole"}
-
-    def actions(role):
-        return {a for p in roles[role]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
-                for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-
-    assert not any("Delete" in a and a.startswith("s3:") for role in roles for a in actions(role))
-    assert "sqs:SendMessage" in actions("ApiRole") and "sqs:SendMessage" not in actions("TrainRole")
-    assert "sqs:ReceiveMessage" in actions("TrainRole") and "sqs:ReceiveMessage" not in actions("ApiRole")
-    api_writes = json.dumps([s for p in roles["ApiRole"]["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"] if s["Action"] == "s3:PutObject"])
+    assert set(by_type(resources, "AWS::IAM::Role")) == {"ApiRole", "TrainRole"}
+    assert not by_type(resources, "AWS::IAM::User") and not by_type(resources, "AWS::IAM::ManagedPolicy")
+    granted = statements_by_role(resources)  # inline policies and attached AWS::IAM::Policy resources
+    assert set(granted) == {"ApiRole", "TrainRole"}
+    api, train = actions(granted["ApiRole"]), actions(granted["TrainRole"])
+    assert not any("Delete" in a and a.startswith("s3:") for a in api | train)
+    assert not any(a.endswith("*") for a in api | train)  # no wildcard actions
+    assert "sqs:SendMessage" in api and "sqs:SendMessage" not in train
+    assert "sqs:ReceiveMessage" in train and "sqs:ReceiveMessage" not in api
+    api_writes = json.dumps(resources_for(granted["ApiRole"], "s3:PutObject"))
     assert "/models/" not in api_writes and "latest.json" not in api_writes
+    api_patterns = {bucket_pattern(r) for r in resources_for(granted["ApiRole"], "s3:PutObject")}
+    assert {"projects/*/queued_job.json", "projects/*/connected.json"} <= api_patterns  # one queued job; projects a pull may read
+    assert "sqs:GetQueueAttributes" in api  # how long a queued job may legitimately wait

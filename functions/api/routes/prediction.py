@@ -7,6 +7,7 @@ or score many tasks runs in the thread pool, so the loop keeps serving other req
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import orjson
@@ -33,7 +34,8 @@ async def setup(body: SetupRequest, services: ServicesDep) -> SetupReply:
     """The project's serving version, from the store's pointer only (3 s timeout in Label Studio)."""
     project = project_id(body.project)
     if projects.needs_recording(services.store, project):  # Start Training may then export it
-        await run_in_threadpool(projects.record_connected, services.store, project)
+        # Beside the reply, never before it: a hung store must not cost /setup its 3 s.
+        threading.Thread(target=projects.record_connected, args=(services.store, project), daemon=True).start()
     if services.cache.in_memory(project):
         version = services.cache.serving_version(project)
     else:
