@@ -12,10 +12,20 @@ from functions.logs import configure_logging
 from functions.settings import get_settings
 
 
+LOOPBACK_NAMES = "127.0.0.1,localhost,::1"
+
+
 def app() -> FastAPI:
     """The app, with the local training worker started now (TRAIN_QUEUE=local): its child
-    process imports scikit-learn while nobody waits, not at the first Start Training."""
-    app = create_app()
+    process imports scikit-learn while nobody waits, not at the first Start Training.
+
+    Bound to loopback with no ALLOWED_HOSTS, it answers only loopback Host names: a web page
+    that rebinds its own DNS name to 127.0.0.1 cannot reach it.
+    """
+    settings = get_settings()
+    if settings.host in LOOPBACK_NAMES.split(",") and not settings.allowed_hosts:
+        settings = settings.model_copy(update={"allowed_hosts": LOOPBACK_NAMES})
+    app = create_app(settings)
     services = app.state.services
     if services.settings.train_queue == "local":
         services.queue  # noqa: B018 - made for its side effect
