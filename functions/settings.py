@@ -81,6 +81,10 @@ class Settings(BaseSettings):
 
     max_body_mb: float = Field(64.0, gt=0, description="Largest request body accepted, in MiB (413 beyond).")
     max_tasks_per_predict: int = Field(10_000, ge=1, description="Most tasks one /predict may carry (413 beyond).")
+    predict_time_budget_seconds: float = Field(
+        20.0, gt=0, description="A /predict whose texts would take longer than this to score is refused (413) and "
+        "pointed to prediction runs (API Gateway ends a request at 30 s; Label Studio waits 100 s)."
+    )
     max_text_chars: int = Field(
         100_000, ge=1, description="Longest task text accepted by /predict and the annotation log, in characters (422 beyond)."
     )

@@ -114,3 +114,14 @@ def test_request_limits_answer_413_or_422_with_what_to_change(tmp_path):
     long = {"tasks": [{"id": 7, "data": {"text": "rain"}}, {"id": 8, "data": {"text": "y" * 51}}], "project": PROJECT, "label_config": config}
     reply = client.post("/predict", json=long)
     assert reply.status_code == 422 and "task(s) 8 " in reply.json()["detail"] and "MAX_TEXT_CHARS" in reply.json()["detail"]
+
+
+def test_a_predict_over_the_time_budget_is_refused_at_once_and_pointed_to_prediction_runs(tmp_path):
+    client = make_client(tmp_path, predict_time_budget_seconds=0.001)  # 2,000 characters at 2 million/s
+    config = sample_config()
+    small = {"tasks": [{"id": 1, "data": {"text": "rain " * 300}}], "project": PROJECT, "label_config": config}
+    assert client.post("/predict", json=small).status_code == 200  # 1,500 characters
+    big = {"tasks": [{"id": i, "data": {"text": "rain " * 300}} for i in range(2)], "project": PROJECT, "label_config": config}
+    reply = client.post("/predict", json=big)
+    assert reply.status_code == 413
+    assert "PREDICT_TIME_BUDGET_SECONDS" in reply.json()["detail"] and "POST /projects/5/prediction-runs" in reply.json()["detail"]
