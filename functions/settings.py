@@ -49,6 +49,25 @@ class Settings(BaseSettings):
     train_max_attempts: int = Field(
         3, ge=1, description="Deliveries of a training message before it is dead-lettered (the queue's maxReceiveCount)."
     )
+    predict_queue: str = Field(
+        "local",
+        description="Where prediction-run work goes: `local` (worker threads in this process), an SQS (standard) "
+        "queue URL or name consumed by the predict function, or `none` (runs wait in the store).",
+    )
+    predict_chunk_tasks: int = Field(
+        1000, ge=1, le=10_000,
+        description="Tasks per chunk of a prediction run: one Label Studio task page, one prediction import, "
+        "one queue message (bounds a predict worker's memory).",
+    )
+    predict_after_training: bool | None = Field(
+        None,
+        description="Start a prediction run of the project after every successful training "
+        "(unset: on when LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are set).",
+    )
+    predict_max_attempts: int = Field(
+        3, ge=1, description="Attempts of a prediction-run chunk before it counts its tasks failed (the predict "
+        "queue's maxReceiveCount).",
+    )
 
     basic_auth_user: str | None = Field(None, description="HTTP Basic user required on every endpoint but /health.")
     basic_auth_pass: SecretStr | None = Field(None, description="HTTP Basic password (needs BASIC_AUTH_USER; never empty).")
@@ -137,6 +156,12 @@ class Settings(BaseSettings):
     port: int = Field(9090, ge=1, le=65535, description="`make dev` port.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Python log level.")
 
+
+    def runs_after_training(self) -> bool:
+        """PREDICT_AFTER_TRAINING, defaulting to on when Label Studio credentials are set."""
+        if self.predict_after_training is not None:
+            return self.predict_after_training
+        return bool(self.label_studio_url and self.label_studio_api_key)
 
     def model_params(self) -> ModelParams:
         """The pipeline's hyper-parameters."""

@@ -57,11 +57,23 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
         job.state, job.reason = JobState.FAILED, str(error)
         job.report = getattr(error, "report", None) or job.report
     log.info("job %s of project %s %s %s", job.job_id, job.project, job.state.value, job.version or job.reason)
+    if fitted is not None:  # pre-annotate the project with the new version (PREDICT_AFTER_TRAINING)
+        from functions.runs import start_after_training
+
+        link = start_after_training(store, settings, job)
+        if link is not None:
+            job.report = (job.report or {}) | {"prediction_run": link}
     save_job(store, job)
     if fitted is not None:  # the new version is served already; the record gets its metrics next
-        job.report = measure_quality(store, job.project, fitted, settings)
+        job.report = measure_quality(store, job.project, fitted, settings) | _run_link(job)
         save_job(store, job)
     return job
+
+
+def _run_link(job: Job) -> dict[str, Any]:
+    """The job report's link to the prediction run its training started, if any."""
+    link = (job.report or {}).get("prediction_run")
+    return {"prediction_run": link} if link is not None else {}
 
 
 def _start(store: ObjectStore, message: JobMessage) -> Job:

@@ -1,33 +1,107 @@
 """A Label Studio stand-in for tests: a real HTTP server on 127.0.0.1 that answers the token
-refresh and export endpoints of Label Studio 1.23 from export-format files.
+refresh, export, task listing and prediction import endpoints of Label Studio 1.23.
 
 Behaviours: personal access token (JWT refresh → short-lived access tokens, which `expire()`
 invalidates so the next call gets 401), legacy tokens (accepted or refused), a path prefix,
 and failure modes: "ok", "error" (500), "slow" (answers after `delay` seconds), "down" (the
-server is stopped: connection refused).
+server is stopped: connection refused). "slow" delays the export, listing and import calls.
+
+Task listing and import follow what a real Label Studio 1.23.2 answered (captures in
+tests/ls_wire_runs/, how they were made in tests/ls_wire_runs/README.md):
+
+- ``GET /api/tasks?project=N&page=P&page_size=S[&fields=all][&include=id,data,predictions]`` →
+  ``{"total_annotations", "total_predictions", "total", "tasks": [...]}``, ascending id, default
+  page size 100, no maximum. ``predictions`` (full objects with ``model_version``),
+  ``annotations`` and ``drafts`` only with ``fields=all``; without it ``predictions_model_versions``
+  is ``""``; ``include`` keeps only the listed keys of each task. A page past the last, or page 0: ``404 {"detail": "Invalid page."}``; an unknown
+  project: ``404 {"detail": "No Project matches the given query."}``.
+- ``POST /api/projects/N/import/predictions`` with a list → ``201 {"created": n}``. One task id
+  that is not an int of the project rejects the whole request with 400 (nothing stored);
+  invalid items (result not a list, a from_name/choice the config lacks, a score that is not a
+  number) are skipped silently; an empty result is stored; nothing is deduplicated. A body that is
+  not a list: 500. An unknown project: 404 with an HTML page.
+
+Fault injection: `inject("import", 429, times=2, retry_after="1")` makes the next two import
+calls answer 429 (also "tasks" for the listing; any status).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 PERSONAL_ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
 LEGACY_TOKEN = "0123456789abcdef0123456789abcdef01234567"
+VERSION = "1.23.2"
+NOT_FOUND_HTML = b"\n\n\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n<title>Label Studio</title></head><body>404</body></html>"
+
+WORDS = "market vote team storm chip election league rain server budget match wind cloud".split()
+
+
+def make_tasks(count: int, start_id: int = 1, empty_every: int = 0) -> list[dict[str, Any]]:
+    """`count` tasks ``{"id", "data": {"text"}}`` with ids from `start_id`; every `empty_every`-th
+    task has an empty text (0: none)."""
+    tasks = []
+    for n in range(count):
+        text = "" if empty_every and (n + 1) % empty_every == 0 else f"{WORDS[n % 13]} {WORDS[(n * 7) % 13]} report number {n}"
+        tasks.append({"id": start_id + n, "data": {"text": text}})
+    return tasks
+
+
+def choices_of(label_config: str) -> dict[str, set[str]]:
+    """The Choices controls of a label config: name -> allowed values (aliases included)."""
+    controls: dict[str, set[str]] = {}
+    for element in ET.fromstring(label_config).iter("Choices"):
+        values = set()
+        for choice in element.iter("Choice"):
+            values.update(v for v in (choice.get("value"), choice.get("alias")) if v)
+        controls[element.get("name", "")] = values
+    return controls
+
+
+class _Project:
+    def __init__(self, tasks: list[dict[str, Any]], label_config: str | None) -> None:
+        self.tasks = sorted(({"id": int(t["id"]), "data": t.get("data", {})} for t in tasks), key=lambda t: t["id"])
+        self.ids = {t["id"] for t in self.tasks}
+        self.predictions: dict[int, list[dict[str, Any]]] = {}
+        self.controls = choices_of(label_config) if label_config else None
+        for task in tasks:
+            for prediction in task.get("predictions") or []:
+                self.predictions.setdefault(int(task["id"]), []).append(dict(prediction))
 
 
 class LabelStudioStandIn:
-    def __init__(self, exports: dict[int, Path | list[dict[str, Any]]], prefix: str = "", legacy_tokens: bool = True) -> None:
-        self.exports, self.prefix, self.legacy_tokens = exports, prefix.rstrip("/"), legacy_tokens
+    def __init__(
+        self,
+        exports: dict[int, Path | list[dict[str, Any]]] | None = None,
+        prefix: str = "",
+        legacy_tokens: bool = True,
+        tasks: dict[int, list[dict[str, Any]]] | None = None,
+        label_configs: dict[int, str] | None = None,
+    ) -> None:
+        """`tasks`: project id -> tasks (``{"id", "data"}``, optionally ``predictions`` with a
+        ``model_version``). `label_configs`: project id -> label config, to skip predictions whose
+        from_name or choice it lacks, as Label Studio does (without one any Choices item passes)."""
+        self.exports, self.prefix, self.legacy_tokens = exports or {}, prefix.rstrip("/"), legacy_tokens
         self.mode, self.delay = "ok", 0.0
         self.requests: list[dict[str, Any]] = []
+        self.projects = {int(p): _Project(t, (label_configs or {}).get(int(p))) for p, t in (tasks or {}).items()}
+        self._faults: dict[str, list[tuple[int, str | None]]] = {"import": [], "tasks": []}
+        self._lock = threading.Lock()
+        self._prediction_ids = itertools.count(1)
         self._access: set[str] = set()
         self._issued = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -50,15 +124,150 @@ class LabelStudioStandIn:
         """Invalidate every access token issued so far (they are short-lived in Label Studio)."""
         self._access.clear()
 
+    # -- projects, predictions, faults -------------------------------------------------------
+
+    def inject(self, endpoint: str, status: int, times: int = 1, retry_after: str | None = None) -> None:
+        """The next `times` calls of `endpoint` ("import" or "tasks") answer `status`."""
+        with self._lock:
+            self._faults[endpoint].extend([(status, retry_after)] * times)
+
+    def delete_task(self, project: int, task_id: int) -> None:
+        """Remove a task (as a user deleting it in Label Studio)."""
+        with self._lock:
+            p = self.projects[project]
+            p.tasks = [t for t in p.tasks if t["id"] != task_id]
+            p.ids.discard(task_id)
+            p.predictions.pop(task_id, None)
+
+    def predictions(self, project: int) -> dict[int, list[dict[str, Any]]]:
+        """Task id -> its predictions (``{"id", "task", "result", "score", "model_version"}``)."""
+        with self._lock:
+            return {task: list(items) for task, items in self.projects[project].predictions.items()}
+
+    def prediction_count(self, project: int, model_version: str | None = None) -> int:
+        with self._lock:
+            return sum(
+                1
+                for items in self.projects[project].predictions.values()
+                for p in items
+                if model_version is None or p.get("model_version") == model_version
+            )
+
+    def duplicates(self, project: int) -> dict[tuple[int, str], int]:
+        """(task, model_version) pairs stored more than once, with their count."""
+        with self._lock:
+            counts = Counter((task, p.get("model_version")) for task, items in self.projects[project].predictions.items() for p in items)
+        return {key: n for key, n in counts.items() if n > 1}
+
+    def tasks_without(self, project: int, model_version: str) -> list[int]:
+        """Ids of the tasks that hold no prediction of `model_version`."""
+        with self._lock:
+            p = self.projects[project]
+            return [t["id"] for t in p.tasks if not any(x.get("model_version") == model_version for x in p.predictions.get(t["id"], ()))]
+
+    # -- the server ----------------------------------------------------------------------------
+
+    def _fault(self, endpoint: str) -> tuple[int, str | None] | None:
+        with self._lock:
+            return self._faults[endpoint].pop(0) if self._faults[endpoint] else None
+
+    def _allowed(self, auth: str) -> bool:
+        scheme, _, token = auth.partition(" ")
+        return (scheme == "Bearer" and token in self._access) or (scheme == "Token" and token == LEGACY_TOKEN and self.legacy_tokens)
+
+    def _task_page(self, query: dict[str, list[str]]) -> tuple[int, Any]:
+        def number(name: str, default: int) -> int | None:
+            value = query.get(name, [str(default)])[0]
+            return int(value) if value.isdigit() else None
+
+        project_id = number("project", 0)
+        if project_id is None:
+            return 400, _error(400, "Validation error", {"project": f'Incorrect value in key "project" = "{query["project"][0]}". It should be digit string.'})
+        if not project_id:
+            return 404, {"detail": "Neither project nor view id specified"}
+        project = self.projects.get(project_id)
+        if project is None:
+            return 404, _error(404, "No Project matches the given query.")
+        page, size = number("page", 1), number("page_size", 100)
+        all_fields = query.get("fields", [""])[0] == "all"
+        include = set(query["include"][0].split(",")) if query.get("include") else None
+        with self._lock:
+            total = len(project.tasks)
+            if page is None or size is None or page < 1 or (page - 1) * max(size, 1) >= max(total, 1):
+                return 404, _error(404, "Invalid page.")
+            size = size or 100
+            chunk = project.tasks[(page - 1) * size : page * size]
+            total_predictions = sum(len(v) for v in project.predictions.values())
+            tasks = []
+            for task in chunk:
+                predictions = project.predictions.get(task["id"], [])
+                item: dict[str, Any] = {"id": task["id"]}
+                if all_fields:
+                    item.update(predictions=[dict(p) for p in predictions], annotations=[], drafts=[])
+                item.update(
+                    inner_id=task["id"], total_annotations=0, cancelled_annotations=0, total_predictions=len(predictions),
+                    predictions_model_versions="", data=task["data"], meta={}, is_labeled=False, overlap=1, project=project_id,
+                )
+                tasks.append(item if include is None else {k: v for k, v in item.items() if k in include})
+        return 200, {"total_annotations": 0, "total_predictions": total_predictions, "total": total, "tasks": tasks}
+
+    def _import(self, project_id: int, body: bytes) -> tuple[int, Any]:
+        project = self.projects.get(project_id)
+        if project is None:
+            return 404, NOT_FOUND_HTML
+        try:
+            items = json.loads(body or b"null")
+        except ValueError:
+            return 400, _error(400, "JSON parse error")
+        if not isinstance(items, list):
+            return 500, _error(500, "'str' object has no attribute 'get'")
+        with self._lock:
+            for item in items:
+                task = item.get("task") if isinstance(item, dict) else None
+                if type(task) is not int or task not in project.ids:
+                    message = f'{item} contains invalid "task" field: corresponding task ID couldn\'t be retrieved from project stand-in (id={project_id}) tasks'
+                    return 400, _error(400, "Validation error", {"non_field_errors": [message]})
+            created = 0
+            for item in items:
+                if not _valid(item, project.controls):
+                    continue
+                prediction = {
+                    "id": next(self._prediction_ids), "task": item["task"], "project": project_id, "result": item["result"],
+                    "score": item.get("score"), "model_version": item.get("model_version", "undefined"),
+                }
+                project.predictions.setdefault(item["task"], []).append(prediction)
+                created += 1
+        return 201, {"created": created}
+
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
+            disable_nagle_algorithm = True  # headers and body go in two writes: no 40 ms delayed-ACK stall
+
             def log_message(self, *args: object) -> None:
                 pass
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                auth = self.headers.get("Authorization", "")
+                path = self.path.partition("?")[0]
+                projects = f"{standin.prefix}/api/projects/"
+                if path.startswith(projects) and path.endswith("/import/predictions"):
+                    standin.requests.append({"method": "POST", "path": self.path, "authorization": auth, "bytes": len(body)})
+                    if standin.mode == "slow":
+                        time.sleep(standin.delay)
+                    if standin.mode == "error":
+                        return self._reply(500, _error(500, "Internal Server Error"))
+                    if not standin._allowed(auth):
+                        return self._reply(401, _error(401, "Authentication credentials were not provided."))
+                    fault = standin._fault("import")
+                    if fault:
+                        return self._reply(fault[0], _error(fault[0], "injected fault"), retry_after=fault[1])
+                    project = path[len(projects) : -len("/import/predictions")]
+                    if not project.isdigit():
+                        return self._reply(404, NOT_FOUND_HTML)
+                    return self._reply(*standin._import(int(project), body))
                 standin.requests.append({"method": "POST", "path": self.path, "body": body.decode()})
                 if self.path != f"{standin.prefix}/api/token/refresh/":
                     return self._reply(404, {"detail": "Not found."})
@@ -66,9 +275,10 @@ class LabelStudioStandIn:
                     return self._reply(500, {"detail": "boom"})
                 if json.loads(body or b"{}").get("refresh") != PERSONAL_ACCESS_TOKEN:
                     return self._reply(401, {"detail": "Token is invalid or expired", "code": "token_not_valid"})
-                standin._issued += 1
-                access = f"access-{standin._issued}"
-                standin._access.add(access)
+                with standin._lock:
+                    standin._issued += 1
+                    access = f"access-{standin._issued}"
+                    standin._access.add(access)
                 self._reply(200, {"access": access})
 
             def do_GET(self) -> None:
@@ -79,14 +289,17 @@ class LabelStudioStandIn:
                 if standin.mode == "error":
                     return self._reply(500, {"detail": "Internal Server Error"})
                 path, _, query = self.path.partition("?")
+                if path in (f"{standin.prefix}/api/tasks", f"{standin.prefix}/api/tasks/"):
+                    if not standin._allowed(auth):
+                        return self._reply(401, _error(401, "Authentication credentials were not provided."))
+                    fault = standin._fault("tasks")
+                    if fault:
+                        return self._reply(fault[0], _error(fault[0], "injected fault"), retry_after=fault[1])
+                    return self._reply(*standin._task_page(parse_qs(query)))
                 prefix = f"{standin.prefix}/api/projects/"
                 if not (path.startswith(prefix) and path.endswith("/export") and "exportType=JSON" in query):
                     return self._reply(404, {"detail": "Not found."})
-                scheme, _, token = auth.partition(" ")
-                allowed = (scheme == "Bearer" and token in standin._access) or (
-                    scheme == "Token" and token == LEGACY_TOKEN and standin.legacy_tokens
-                )
-                if not allowed:
+                if not standin._allowed(auth):
                     return self._reply(401, {"detail": "Authentication credentials were not provided."})
                 project = int(path[len(prefix):-len("/export")])
                 export = standin.exports.get(project)
@@ -95,11 +308,14 @@ class LabelStudioStandIn:
                 data = export.read_bytes() if isinstance(export, Path) else json.dumps(export).encode()
                 self._reply(200, data)
 
-            def _reply(self, status: int, body: Any) -> None:
+            def _reply(self, status: int, body: Any, retry_after: str | None = None) -> None:
                 data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                html = body is NOT_FOUND_HTML
+                self.send_header("Content-Type", "text/html; charset=utf-8" if html else "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if retry_after is not None:
+                    self.send_header("Retry-After", retry_after)
                 self.end_headers()
                 try:
                     self.wfile.write(data)
@@ -107,3 +323,27 @@ class LabelStudioStandIn:
                     pass
 
         return Handler
+
+
+def _error(status: int, detail: str, validation_errors: Any = None) -> dict[str, Any]:
+    """Label Studio 1.23.2's error body."""
+    body: dict[str, Any] = {"id": str(uuid.uuid4()), "status_code": status, "version": VERSION, "detail": detail, "exc_info": None}
+    if validation_errors is not None:
+        body["validation_errors"] = validation_errors
+    return body
+
+
+def _valid(item: dict[str, Any], controls: dict[str, set[str]] | None) -> bool:
+    """Whether Label Studio 1.23.2 stores this prediction (it skips the others silently)."""
+    result, score = item.get("result"), item.get("score")
+    if not isinstance(result, list) or (score is not None and (isinstance(score, bool) or not isinstance(score, (int, float)))):
+        return False
+    for region in result:
+        if not isinstance(region, dict) or not isinstance(region.get("value"), dict):
+            return False
+        if controls is not None:
+            allowed = controls.get(region.get("from_name"))
+            choices = region["value"].get("choices")
+            if allowed is None or not isinstance(choices, list) or not set(choices) <= allowed:
+                return False
+    return True

@@ -179,7 +179,8 @@ def test_an_older_queued_job_leaves_the_training_to_a_newer_queued_one(tmp_path)
 
 def test_start_training_exports_only_projects_connected_through_setup_or_listed(tmp_path):
     with LabelStudioStandIn({4: sample_tasks()}) as standin:
-        settings = Settings(model_store_uri=f"file://{tmp_path}", label_studio_url=standin.url, label_studio_api_key=PERSONAL_ACCESS_TOKEN)
+        settings = Settings(model_store_uri=f"file://{tmp_path}", label_studio_url=standin.url, label_studio_api_key=PERSONAL_ACCESS_TOKEN,
+                            predict_after_training=False)  # only the export is looked at here
         client = TestClient(create_app(settings))
         for task in sample_tasks()[:16]:
             client.post("/webhook", json=annotation_created(task, 4, CONFIG))

@@ -1,0 +1,1 @@
+"""The predict Lambda function: SQS records → prediction-run plans and chunks."""
