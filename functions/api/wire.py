@@ -41,9 +41,10 @@ class PredictRequest(_Wire):
 
 
 class PredictReply(BaseModel):
-    """One item per task, in task order, or none at all (no model yet)."""
+    """One item per task, in task order, or none at all (no model yet). A task without text
+    gets ``[]`` (Label Studio 1.23.2 then leaves it unpredicted and stores the others)."""
 
-    results: list[dict[str, Any]]
+    results: list[dict[str, Any] | list[Any]]
     model_version: str
 
 

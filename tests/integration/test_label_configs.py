@@ -169,3 +169,14 @@ def test_a_config_without_a_usable_control_still_connects_but_predict_says_what_
     reply = client.post("/predict", json={"tasks": [{"id": 1, "data": {"image": "x.png"}}], "project": "45.1", "label_config": config})
     assert reply.status_code == 422
     assert "supports one or more <Choices> over a <Text>" in reply.json()["detail"] and "RectangleLabels" in reply.json()["detail"]
+
+
+def test_a_task_without_text_gets_an_empty_list_so_label_studio_leaves_it_unpredicted(trained_topics):
+    # Label Studio 1.23.2 stores `{"result": []}` as a prediction (the task then counts as
+    # predicted) but skips a `[]` item and still stores the others (tests/ls_wire_runs/README.md).
+    config = simple_config(TOPICS)
+    body = {"tasks": [{"id": 1, "data": {"text": "Heavy rain tonight"}}, {"id": 2, "data": {"text": "   "}}, {"id": 3, "data": {}}],
+            "project": "44.1", "label_config": config}
+    results = trained_topics.post("/predict", json=body).json()["results"]
+    assert results[1:] == [[], []]
+    assert chosen(results[0]) == {"topic": ["Weather"]} and results[0]["model_version"] == "p44-v1"

@@ -94,4 +94,7 @@ def _predict(services: Services, project: str, config: LabelConfig, tasks: list[
     if model is None or not tasks:
         return {"results": [], "model_version": model.version if model else cache.serving_version(project)}
     results = predict_tasks(tasks, config, model, services.settings.multilabel_threshold)
-    return {"results": results, "model_version": model.version}
+    # A task without text gets `[]`: Label Studio 1.23.2 then stores the others' predictions and
+    # leaves that task unpredicted; `{"result": []}` would store an empty prediction that counts
+    # as one (tests/ls_wire_runs/README.md, checked with Retrieve Predictions).
+    return {"results": [item if item["result"] else [] for item in results], "model_version": model.version}
