@@ -146,6 +146,10 @@ class Settings(BaseSettings):
         None, description="Label Studio base URL (path prefix included) to pull annotations from at START_TRAINING."
     )
     label_studio_api_key: SecretStr | None = Field(None, description="Label Studio personal access token (or legacy token).")
+    label_studio_api_key_secret: str | None = Field(
+        None, description="AWS Secrets Manager secret (ARN) whose SecretString is the Label Studio token; read at "
+        "runtime by the train and predict functions (the deployment sets it instead of LABEL_STUDIO_API_KEY)."
+    )
     label_studio_timeout: float = Field(300.0, gt=0, description="Seconds to wait for Label Studio's export.")
 
     pointer_ttl_seconds: float = Field(
@@ -161,7 +165,12 @@ class Settings(BaseSettings):
         """PREDICT_AFTER_TRAINING, defaulting to on when Label Studio credentials are set."""
         if self.predict_after_training is not None:
             return self.predict_after_training
-        return bool(self.label_studio_url and self.label_studio_api_key)
+        return self.label_studio_configured()
+
+    def label_studio_configured(self) -> bool:
+        """LABEL_STUDIO_URL and a token (LABEL_STUDIO_API_KEY or LABEL_STUDIO_API_KEY_SECRET) are set."""
+        token = self.label_studio_api_key or (self.label_studio_api_key_secret or "").strip()
+        return bool((self.label_studio_url or "").strip() and token)
 
     def model_params(self) -> ModelParams:
         """The pipeline's hyper-parameters."""

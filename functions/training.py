@@ -27,6 +27,7 @@ from functions.errors import (
 from functions.jobs import FINISHED, TRAIN_REQUEST, Job, JobMessage, JobState, load_job, now, save_job, slot_job_id
 from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioClient, LabelStudioRefused, LabelStudioUnreachable
+from functions.label_studio_token import label_studio_token
 from functions.projects import export_refusal
 from functions.settings import ModelParams, Settings
 from functions.store import ObjectStore, open_store
@@ -165,7 +166,7 @@ def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Publish
     if not tasks and provenance["source"] == "annotation_log":
         pull = (
             f"Label Studio was not read: {provenance['label_studio_error']}"
-            if settings.label_studio_url and settings.label_studio_api_key
+            if settings.label_studio_configured()
             else "Set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY to pull the annotations already in Label Studio, "
             "or save annotations again to resend them"
         )
@@ -255,13 +256,14 @@ def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list
         return [task for task in tasks if isinstance(task, dict)], {"source": "train_request"}
 
     provenance: dict[str, Any] = {}
-    refusal = export_refusal(store, settings, job.project) if settings.label_studio_url and settings.label_studio_api_key else None
+    refusal = export_refusal(store, settings, job.project) if settings.label_studio_configured() else None
     if refusal:
         log.warning("job %s: %s", job.job_id, refusal)
         provenance = {"label_studio_allowed": False, "label_studio_error": f"{refusal}; trained on the annotation log instead"}
-    elif settings.label_studio_url and settings.label_studio_api_key:
-        client = LabelStudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value(), settings.label_studio_timeout)
+    elif settings.label_studio_configured():
+        client = None
         try:
+            client = LabelStudioClient(settings.label_studio_url or "", label_studio_token(settings), settings.label_studio_timeout)
             tasks = client.export_tasks(job.project)
             _check_size(len(tasks), limit, f"Label Studio's export of project {job.project}")
             return tasks, {"source": "label_studio", "label_studio_url": client.base_url, "tasks_fetched": len(tasks)}
@@ -269,7 +271,8 @@ def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list
             log.warning("job %s: %s; training on the annotation log", job.job_id, error)
             provenance["label_studio_error"] = f"{error}; trained on the annotation log instead"
         finally:
-            client.close()
+            if client is not None:
+                client.close()
     else:
         provenance["label_studio_error"] = "LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY not set; trained on the annotation log"
     _check_size(len(store.list_keys(keys.annotations_prefix(job.project))), limit, f"the annotation log of project {job.project}")

@@ -7,10 +7,15 @@
 //  2. `sls invoke local` runs without the stack's AWS-only settings: the environment it gives the
 //     handler leaves out CREDENTIALS_SECRET (a CloudFormation Ref with a generated secret, which
 //     invoke local would try to look up in the deployed stack) and MODEL_SIGNING_KMS_KEY (a KMS
-//     alias), so a local run signs with the local store's key. `-e NAME=value` still sets either.
+//     alias), so a local run signs with the local store's key, and LABEL_STUDIO_API_KEY_SECRET (a
+//     secret's ARN). PREDICT_QUEUE (a Ref to the stack's queue) becomes `none`: prediction runs wait
+//     in the store. `-e NAME=value` still sets any of them.
+//  3. a labelStudioApiKeySecret param that is not a Secrets Manager ARN stops package/deploy too.
 const { decide } = require('./credentials');
 
-const AWS_ONLY = ['CREDENTIALS_SECRET', 'MODEL_SIGNING_KMS_KEY'];
+const AWS_ONLY = ['CREDENTIALS_SECRET', 'MODEL_SIGNING_KMS_KEY', 'LABEL_STUDIO_API_KEY_SECRET'];
+const LOCAL_VALUES = { PREDICT_QUEUE: 'none' };
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/;
 
 class DeployGuardPlugin {
   constructor(serverless) {
@@ -30,6 +35,9 @@ class DeployGuardPlugin {
     const environments = [service.provider.environment, ...service.getAllFunctions().map((name) => service.getFunction(name).environment)];
     for (const environment of environments.filter(Boolean)) {
       for (const name of AWS_ONLY) delete environment[name];
+      for (const [name, value] of Object.entries(LOCAL_VALUES)) {
+        if (name in environment) environment[name] = value;
+      }
     }
   }
 
@@ -43,6 +51,20 @@ class DeployGuardPlugin {
     if (problem) {
       const ServerlessError = this.serverless.classes.Error;
       throw new ServerlessError(problem, 'CREDENTIALS_NOT_CONFIGURED');
+    }
+    const labelStudio = (this.serverless.service.custom || {}).labelStudio || {};
+    const apiKeySecret = String(labelStudio.apiKeySecret == null ? '' : labelStudio.apiKeySecret).trim();
+    if (apiKeySecret && !SECRET_ARN.test(apiKeySecret)) {
+      const ServerlessError = this.serverless.classes.Error;
+      throw new ServerlessError(
+        'labelStudioApiKeySecret must be the complete ARN of a Secrets Manager secret whose SecretString is the ' +
+          'Label Studio access token (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)',
+        'LABEL_STUDIO_SECRET_INVALID'
+      );
+    }
+    if (Boolean(apiKeySecret) !== Boolean(String(labelStudio.url || '').trim())) {
+      this.serverless.cli.log('label studio: labelStudioUrl and labelStudioApiKeySecret work together; with only one ' +
+        'of them set, Start Training does not pull from Label Studio and no prediction run can start');
     }
     const log = (message) => this.serverless.cli.log(`credentials: ${message}`);
     if (process.env.BASIC_AUTH_USER || process.env.BASIC_AUTH_PASS) {

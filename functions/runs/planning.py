@@ -107,7 +107,7 @@ def start_run(
 
 
 def _refusal(store: ObjectStore, settings: Settings, project: str, model_version: str | None) -> str | None:
-    if not (settings.label_studio_url and settings.label_studio_api_key):
+    if not settings.label_studio_configured():
         return NO_CREDENTIALS
     if export_refusal(store, settings, project):
         if allowed_projects(settings) is not None:

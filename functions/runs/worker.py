@@ -39,8 +39,9 @@ ClientFactory = Callable[[Settings], Any]
 
 def default_client(settings: Settings) -> LabelStudioClient:
     """The backend's Label Studio client (token refresh, retries of the import)."""
-    key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else ""
-    return LabelStudioClient(settings.label_studio_url or "", key, settings.label_studio_timeout)
+    from functions.label_studio_token import label_studio_token
+
+    return LabelStudioClient(settings.label_studio_url or "", label_studio_token(settings), settings.label_studio_timeout)
 
 
 class RunContext:

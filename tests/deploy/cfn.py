@@ -12,11 +12,12 @@ from typing import Any, NamedTuple
 class Packaged(NamedTuple):
     api: zipfile.ZipFile
     train: zipfile.ZipFile
+    predict: zipfile.ZipFile  # built from the api's module folder: the same files
     s3_keys: dict  # handler → the S3 key its AWS::Lambda::Function deploys
     resources: dict
     outputs: dict
     log: str
-    folder: Path  # the package folder: both zips, the templates, serverless-state.json
+    folder: Path  # the package folder: the zips, the templates, serverless-state.json
     template_text: str
 
 
@@ -61,3 +62,20 @@ def bucket_pattern(resource: Any) -> str | None:
 def s3_matches(pattern: str, key: str) -> bool:
     """IAM's resource wildcards: `*` matches any characters, `/` included (so does fnmatch's)."""
     return fnmatch.fnmatchcase(key, pattern)
+
+
+def event_source_mappings(resources: dict) -> dict[str, dict]:
+    """Queue logical id (`TrainQueue`, `PredictQueue`) → the properties of the mapping it feeds, with
+    `Function`: the logical id of the function it invokes."""
+    found = {}
+    for mapping in by_type(resources, "AWS::Lambda::EventSourceMapping").values():
+        props = mapping["Properties"]
+        queue = props["EventSourceArn"]["Fn::GetAtt"][0]
+        assert queue not in found, f"two mappings read {queue}"
+        found[queue] = props | {"Function": props["FunctionName"]["Fn::GetAtt"][0]}
+    return found
+
+
+def archive_files(archive: zipfile.ZipFile) -> dict[str, int]:
+    """File name → CRC-32 of its contents (directories left out)."""
+    return {info.filename: info.CRC for info in archive.infolist() if not info.is_dir()}

@@ -32,7 +32,8 @@ def sls_env() -> dict[str, str]:
         pytest.fail("run the tests from the project's virtualenv (make test)")
     if not (bin_dir / "python3.12").exists():
         (bin_dir / "python3.12").symlink_to(Path(sys.executable).name)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MODEL_STORE", "TRAIN_QUEUE", "BASIC_AUTH"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "MODEL_STORE", "TRAIN_QUEUE", "PREDICT_", "BASIC_AUTH", "LABEL_STUDIO"))}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
     return env
 
@@ -73,5 +74,6 @@ def packaged(sls, sls_env, tmp_path_factory) -> Packaged:
     resources = template["Resources"]
     s3_keys = {r["Properties"]["Handler"]: r["Properties"]["Code"]["S3Key"] for r in by_type(resources, "AWS::Lambda::Function").values()}
     # Each function's zip is the file its S3 key names, in the package folder (what `sls deploy --package` uploads).
-    api, train = (zipfile.ZipFile(out / PurePosixPath(s3_keys[f"functions/{fn}/handler.handler"]).name) for fn in ("api", "train"))
-    return Packaged(api, train, s3_keys, resources, template["Outputs"], done.stdout + done.stderr, out, text)
+    api, train, predict = (zipfile.ZipFile(out / PurePosixPath(s3_keys[f"functions/{fn}/handler.handler"]).name)
+                           for fn in ("api", "train", "predict"))
+    return Packaged(api, train, predict, s3_keys, resources, template["Outputs"], done.stdout + done.stderr, out, text)

@@ -1,5 +1,6 @@
-"""`sls package` builds the deployment offline: one zip per function (api without the scientific
-stack, train with it), and the CloudFormation template the deployment issue asks for."""
+"""`sls package` builds the deployment offline: one zip per function (api and predict without the
+scientific stack, from the same module folder; train with it), and the CloudFormation template the
+deployment issue asks for."""
 
 import json
 import os
@@ -8,7 +9,7 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from tests.deploy.cfn import actions, bucket_pattern, by_type, resources_for, statements_by_role
+from tests.deploy.cfn import actions, archive_files, bucket_pattern, by_type, event_source_mappings, resources_for, statements_by_role
 
 LAMBDA_UNZIPPED_LIMIT = 262_144_000  # bytes, function + layers
 API_UNZIPPED_LIMIT = 73_400_320  # 70 MiB with its bytecode: the api zip carries no scikit-learn/SciPy
@@ -36,8 +37,23 @@ def unzipped_size(archive: zipfile.ZipFile) -> int:
 
 
 def test_each_function_deploys_its_own_zip(packaged):
-    assert set(packaged.s3_keys) == {"functions/api/handler.handler", "functions/train/handler.handler"}
-    assert [PurePosixPath(key).name for key in sorted(packaged.s3_keys.values())] == ["api.zip", "train.zip"]
+    assert set(packaged.s3_keys) == {"functions/api/handler.handler", "functions/train/handler.handler",
+                                     "functions/predict/handler.handler"}
+    assert [PurePosixPath(key).name for key in sorted(packaged.s3_keys.values())] == ["api.zip", "predict.zip", "train.zip"]
+
+
+def test_the_predict_zip_is_the_api_zip_numpy_without_the_scientific_stack(packaged):
+    """predict uses the api's module folder (infra/zip/api): the same files, so a prediction-run worker
+    loads the compact model with NumPy only, like /predict. (Only the bytecode may differ byte-wise:
+    marshal's output depends on the compiling process's state.)"""
+    api, predict = archive_files(packaged.api), archive_files(packaged.predict)
+    assert predict.keys() == api.keys()
+    assert {n: c for n, c in predict.items() if not n.endswith(".pyc")} == {n: c for n, c in api.items() if not n.endswith(".pyc")}
+    names, modules = set(packaged.predict.namelist()), top_level(packaged.predict)
+    assert {"functions/predict/handler.py", "functions/serving.py", "functions/label_studio.py"} <= names
+    assert "numpy" in modules
+    assert not SCIENTIFIC & modules, SCIENTIFIC & modules
+    assert not RUNTIME_PROVIDED & modules
 
 
 def test_the_api_zip_has_the_web_stack_and_numpy_but_not_the_scientific_stack_within_70_mib(packaged):
@@ -80,13 +96,16 @@ def test_functions_events_and_queue_follow_the_design(packaged):
     resources, outputs = packaged.resources, packaged.outputs
     functions = {r["Properties"]["Handler"]: r["Properties"] for r in by_type(resources, "AWS::Lambda::Function").values()}
     api, train = functions["functions/api/handler.handler"], functions["functions/train/handler.handler"]
-    assert api["Runtime"] == train["Runtime"] == "python3.12" and api["Architectures"] == ["x86_64"]
+    predict = functions["functions/predict/handler.handler"]
+    assert api["Runtime"] == train["Runtime"] == predict["Runtime"] == "python3.12" and api["Architectures"] == ["x86_64"]
     assert api["Timeout"] == 29 and train["Timeout"] == 900 and train["MemorySize"] >= 3008
     assert train["Environment"]["Variables"]["OPENBLAS_NUM_THREADS"] == "1"
     assert api["Environment"]["Variables"]["TRAIN_QUEUE"] == "ls-textcls-ci-train.fifo"
 
-    (mapping,) = by_type(resources, "AWS::Lambda::EventSourceMapping").values()
-    props = mapping["Properties"]
+    mappings = event_source_mappings(resources)
+    assert set(mappings) == {"TrainQueue", "PredictQueue"}
+    props = mappings["TrainQueue"]
+    assert props["Function"] == "TrainLambdaFunction"
     assert props["BatchSize"] == 1 and props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert props["ScalingConfig"]["MaximumConcurrency"] >= 2
 
@@ -97,6 +116,36 @@ def test_functions_events_and_queue_follow_the_design(packaged):
     assert queue["RedrivePolicy"]["maxReceiveCount"] == 3
     assert api["Environment"]["Variables"]["TRAIN_MAX_ATTEMPTS"] == "3"
     assert "LabelStudioBackendUrl" in outputs
+
+
+def test_prediction_runs_fan_out_over_a_standard_queue_with_a_dead_letter_queue(packaged):
+    resources, outputs = packaged.resources, packaged.outputs
+    functions = {r["Properties"]["Handler"]: r["Properties"] for r in by_type(resources, "AWS::Lambda::Function").values()}
+    predict = functions["functions/predict/handler.handler"]
+    assert predict["MemorySize"] == 1769 and predict["Timeout"] == 300
+    assert predict["Role"] == {"Fn::GetAtt": ["PredictRole", "Arn"]}
+
+    queue, dlq = resources["PredictQueue"]["Properties"], resources["PredictDeadLetterQueue"]["Properties"]
+    assert queue["QueueName"] == "ls-textcls-ci-predict" and dlq["QueueName"] == "ls-textcls-ci-predict-dlq"
+    assert "FifoQueue" not in queue and "FifoQueue" not in dlq  # standard: independent, idempotent chunks
+    assert queue["VisibilityTimeout"] >= 6 * predict["Timeout"]  # a chunk is never redelivered while a worker runs it
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["PredictDeadLetterQueue", "Arn"]}, "maxReceiveCount": 3}
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]  # a dead letter outlives its source
+    assert queue["SqsManagedSseEnabled"] and dlq["SqsManagedSseEnabled"]
+
+    mapping = event_source_mappings(resources)["PredictQueue"]
+    assert mapping["Function"] == "PredictLambdaFunction"
+    assert mapping["BatchSize"] == 1 and mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == predict["ReservedConcurrentExecutions"] == 10
+
+    for name, function in functions.items():  # api sends runs, train starts them, predict fans out
+        variables = function["Environment"]["Variables"]
+        assert variables["PREDICT_QUEUE"] == {"Ref": "PredictQueue"}, name  # the queue's URL
+        assert variables["PREDICT_MAX_ATTEMPTS"] == "3" and variables["PREDICT_CHUNK_TASKS"] == "1000", name
+        assert variables["MODEL_SIGNING_KMS_KEY"] == "alias/ls-textcls-ci-model-signing", name
+    assert predict["Environment"]["Variables"]["MODEL_STORE_URI"] == "s3://ls-textcls-ci-models"
+    assert outputs["PredictQueueUrl"]["Value"] == {"Ref": "PredictQueue"}
+    assert outputs["PredictDeadLetterQueueUrl"]["Value"] == {"Ref": "PredictDeadLetterQueue"}
 
 
 def test_the_bucket_is_versioned_private_encrypted_tls_only_and_survives_removal(packaged):
@@ -117,16 +166,28 @@ def test_the_bucket_is_versioned_private_encrypted_tls_only_and_survives_removal
 def test_each_function_has_its_own_least_privilege_role_and_nobody_deletes(packaged):
     resources = packaged.resources
     functions = by_type(resources, "AWS::Lambda::Function")
-    assert {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()} == {"ApiRole", "TrainRole"}
-    assert set(by_type(resources, "AWS::IAM::Role")) == {"ApiRole", "TrainRole"}
+    roles = {"ApiRole", "TrainRole", "PredictRole"}
+    assert {f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()} == roles
+    assert set(by_type(resources, "AWS::IAM::Role")) == roles
     assert not by_type(resources, "AWS::IAM::User") and not by_type(resources, "AWS::IAM::ManagedPolicy")
     granted = statements_by_role(resources)  # inline policies and attached AWS::IAM::Policy resources
-    assert set(granted) == {"ApiRole", "TrainRole"}
-    api, train = actions(granted["ApiRole"]), actions(granted["TrainRole"])
-    assert not any("Delete" in a and a.startswith("s3:") for a in api | train)
-    assert not any(a.endswith("*") for a in api | train)  # no wildcard actions
-    assert "sqs:SendMessage" in api and "sqs:SendMessage" not in train
-    assert "sqs:ReceiveMessage" in train and "sqs:ReceiveMessage" not in api
+    assert set(granted) == roles
+    api, train, predict = (actions(granted[role]) for role in ("ApiRole", "TrainRole", "PredictRole"))
+    assert not any("Delete" in a and a.startswith("s3:") for a in api | train | predict)
+    assert not any(a.endswith("*") for a in api | train | predict)  # no wildcard actions
+
+    def queues(role: str, action: str) -> set[str]:
+        return {r["Fn::GetAtt"][0] for r in resources_for(granted[role], action)}
+
+    # Training jobs: api sends, train consumes. Prediction runs: api and train send, predict consumes.
+    assert queues("ApiRole", "sqs:SendMessage") == {"TrainQueue", "PredictQueue"}
+    assert queues("TrainRole", "sqs:SendMessage") == {"PredictQueue"}
+    assert queues("PredictRole", "sqs:SendMessage") == {"PredictQueue"}  # a run's plan fans out into chunks
+    assert queues("TrainRole", "sqs:ReceiveMessage") == queues("TrainRole", "sqs:DeleteMessage") == {"TrainQueue"}
+    assert queues("PredictRole", "sqs:ReceiveMessage") == queues("PredictRole", "sqs:DeleteMessage") == {"PredictQueue"}
+    assert queues("PredictRole", "sqs:GetQueueAttributes") == {"PredictQueue"}  # what the event source mapping needs
+    assert not queues("ApiRole", "sqs:ReceiveMessage")
+    assert actions(granted["PredictRole"], "sqs:") == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:SendMessage"}
     api_writes = json.dumps(resources_for(granted["ApiRole"], "s3:PutObject"))
     assert "/models/" not in api_writes and "latest.json" not in api_writes
     api_patterns = {bucket_pattern(r) for r in resources_for(granted["ApiRole"], "s3:PutObject")}
