@@ -27,6 +27,7 @@ from functions.runs.planning import RunMessage, plan
 from functions.runs.records import fail_run
 from functions.serving import ModelCache
 from functions.settings import Settings
+from functions.sqs_endpoint import SqsEndpoint
 from functions.store import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -121,18 +122,16 @@ class SqsPredictQueue(PredictQueue):
 
     def __init__(self, queue: str, client: Any = None) -> None:
         self.queue = queue
-        self._url = queue if queue.startswith(("https://", "http://")) else None
-        self._client = client
-        self._lock = threading.Lock()
+        self._endpoint = SqsEndpoint(queue, "predict queue", client)
 
     def send(self, messages: list[RunMessage]) -> None:
-        sqs = self._sqs()
+        sqs = self._endpoint.client()
         for start in range(0, len(messages), 10):
             batch = messages[start : start + 10]
             entries = [{"Id": str(i), "MessageBody": m.model_dump_json()} for i, m in enumerate(batch)]
             for _ in range(5):
                 try:
-                    reply = sqs.send_message_batch(QueueUrl=self._queue_url(), Entries=entries)
+                    reply = sqs.send_message_batch(QueueUrl=self._endpoint.url(), Entries=entries)
                 except QueueUnavailable:
                     raise
                 except Exception as error:  # noqa: BLE001 - botocore raises many types
@@ -145,24 +144,6 @@ class SqsPredictQueue(PredictQueue):
                 time.sleep(0.2)
             else:
                 raise QueueUnavailable(f"predict queue {self.queue}: {len(entries)} message(s) kept failing")
-
-    def _sqs(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import boto3
-                from botocore.config import Config
-
-                config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-                self._client = boto3.client("sqs", config=config)
-        return self._client
-
-    def _queue_url(self) -> str:
-        if self._url is None:
-            try:
-                self._url = self._sqs().get_queue_url(QueueName=self.queue)["QueueUrl"]
-            except Exception as error:  # noqa: BLE001
-                raise QueueUnavailable(f"predict queue {self.queue!r} not found or not reachable") from error
-        return self._url
 
 
 class LocalPredictQueue(PredictQueue):

@@ -12,11 +12,10 @@ from the queue (``sqs:GetQueueAttributes``), else `DEFAULT_VISIBILITY_SECONDS`.
 from __future__ import annotations
 
 import logging
-import threading
-from typing import Any
 
 from functions.errors import QueueUnavailable
 from functions.jobs import JobMessage
+from functions.sqs_endpoint import SqsEndpoint
 from functions.train_queue.base import TrainQueue
 
 log = logging.getLogger(__name__)
@@ -30,9 +29,7 @@ class SqsQueue(TrainQueue):
 
     def __init__(self, queue: str) -> None:
         self.queue = queue
-        self._url = queue if queue.startswith(("https://", "http://")) else None
-        self._client: Any = None
-        self._lock = threading.Lock()
+        self._endpoint = SqsEndpoint(queue, "training queue")
         self._hold: float | None = None
 
     @property
@@ -40,7 +37,7 @@ class SqsQueue(TrainQueue):
         """The queue's visibility timeout in seconds (read once; the default if unreadable)."""
         if self._hold is None:
             try:
-                attributes = self._sqs().get_queue_attributes(QueueUrl=self._queue_url(), AttributeNames=["VisibilityTimeout"])
+                attributes = self._endpoint.client().get_queue_attributes(QueueUrl=self._endpoint.url(), AttributeNames=["VisibilityTimeout"])
                 self._hold = float(attributes["Attributes"]["VisibilityTimeout"])
             except Exception as error:  # noqa: BLE001 - botocore raises many types
                 log.warning("training queue %s: visibility timeout unreadable (%s); assuming %g s",
@@ -50,8 +47,8 @@ class SqsQueue(TrainQueue):
 
     def send(self, message: JobMessage, dedup_id: str) -> None:
         try:
-            self._sqs().send_message(
-                QueueUrl=self._queue_url(),
+            self._endpoint.client().send_message(
+                QueueUrl=self._endpoint.url(),
                 MessageBody=message.model_dump_json(),
                 MessageGroupId=message.project,
                 MessageDeduplicationId=dedup_id[:128],
@@ -61,21 +58,3 @@ class SqsQueue(TrainQueue):
         except Exception as error:  # noqa: BLE001 - botocore raises many types
             code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code") or type(error).__name__
             raise QueueUnavailable(f"training queue {self.queue}: cannot send the job ({code})") from error
-
-    def _sqs(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                import boto3
-                from botocore.config import Config
-
-                config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
-                self._client = boto3.client("sqs", config=config)
-        return self._client
-
-    def _queue_url(self) -> str:
-        if self._url is None:
-            try:
-                self._url = self._sqs().get_queue_url(QueueName=self.queue)["QueueUrl"]
-            except Exception as error:  # noqa: BLE001
-                raise QueueUnavailable(f"training queue {self.queue!r} not found or not reachable") from error
-        return self._url
