@@ -41,7 +41,6 @@ texts, one text = 0.24 points; SMS spam: 128 spam texts), so a margin of a few t
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
 import statistics
@@ -49,13 +48,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads: fits run on one thread, as in the train function
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = Path(os.environ.get("SHARED_DIR", ROOT.parent / "shared"))
+sys.path.insert(0, str(ROOT / "bench"))
 DATA_SETS = ("ag_news", "bbc_news", "sms_spam")
 HEADLINE = {"ag_news": "accuracy", "bbc_news": "accuracy", "sms_spam": "macro_f1"}
 GAIN_POINTS = 1.0  # the goal: at least +1 point on each headline figure
@@ -69,6 +68,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
 from sklearn.pipeline import FeatureUnion, Pipeline  # noqa: E402
+
+import compare_reference as reference  # noqa: E402 - the shared data sets, read as the reference benchmark does
 
 from functions.model import compact  # noqa: E402
 from functions.model.classifier import build_pipeline  # noqa: E402
@@ -188,21 +189,9 @@ class Data:
 
 
 def load_data(name: str) -> Data:
-    folder = SHARED / "data" / name
-    if not folder.is_dir():
-        raise SystemExit(f"{folder} is missing: the benchmark reads the shared data sets in place (set SHARED_DIR)")
-
-    def examples(file: str) -> tuple[list[str], list[str]]:
-        texts, labels = [], []
-        for task in json.loads((folder / file).read_text(encoding="utf-8")):
-            first = task["annotations"][0]
-            if first.get("skipped") or first.get("was_cancelled"):
-                continue
-            texts.append(task["data"]["text"])
-            labels.append(first["result"][0]["value"]["choices"][0])
-        return texts, labels
-
-    return Data(name, *examples("labeled_train.json"), *examples("labeled_test.json"))
+    """Texts and labels of a shared data set's splits, as the reference benchmark reads them."""
+    shared = reference.load_data(name)
+    return Data(name, *reference.tutorial_examples(shared.train), *reference.tutorial_examples(shared.test))
 
 
 # ------------------------------------------------------------------------------- measuring

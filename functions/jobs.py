@@ -121,15 +121,9 @@ class Job(BaseModel):
         return max(self.updated_at, self.heartbeat_at or "")
 
 
-def queued_slot(project: str) -> str:
-    """Store key of the project's slot ``{"job_id": …, "claimed_at": …}``: the one job of the
-    project that may be queued (`functions.scheduling`)."""
-    return f"projects/{project}/queued_job.json"
-
-
 def slot_job_id(store: ObjectStore, project: str) -> str | None:
     """The job id the project's slot names, or None (no slot, or an unreadable one)."""
-    found = store.get(queued_slot(project))
+    found = store.get(keys.queued_slot(project))
     try:
         job_id = found.json().get("job_id") if found else None
     except (ValueError, AttributeError):

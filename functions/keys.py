@@ -45,3 +45,34 @@ def job(project: str, job_id: str) -> str:
 
 def staged_request(project: str, job_id: str) -> str:
     return f"projects/{project}/requests/{job_id}.json"
+
+
+def queued_slot(project: str) -> str:
+    """Store key of the project's slot ``{"job_id": …, "claimed_at": …}``: the one job of the
+    project that may be queued (`functions.scheduling`)."""
+    return f"projects/{project}/queued_job.json"
+
+
+def connected_key(project: str) -> str:
+    """Store key of the record of a project's first authenticated /setup."""
+    return f"projects/{project}/connected.json"
+
+
+def runs_prefix(project: str) -> str:
+    return f"projects/{project}/runs/"
+
+
+def run_key(project: str, run_id: str) -> str:
+    return f"projects/{project}/runs/{run_id}.json"
+
+
+def chunks_prefix(project: str, run_id: str) -> str:
+    return f"projects/{project}/runs/{run_id}/chunks/"
+
+
+def chunk_key(project: str, run_id: str, page: int) -> str:
+    return f"projects/{project}/runs/{run_id}/chunks/{page}.json"
+
+
+def claim_key(project: str, run_id: str, page: int) -> str:
+    return f"projects/{project}/runs/{run_id}/claims/{page}.json"

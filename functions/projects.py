@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from functions import keys
 from functions.errors import BackendError, PreconditionFailed
 from functions.jobs import now
 from functions.settings import Settings
@@ -27,11 +28,6 @@ log = logging.getLogger(__name__)
 
 _recorded: set[tuple[str, str]] = set()  # (store, project) pairs this process has recorded
 _lock = threading.Lock()
-
-
-def connected_key(project: str) -> str:
-    """Store key of the record of a project's first authenticated /setup."""
-    return f"projects/{project}/connected.json"
 
 
 def needs_recording(store: ObjectStore, project: str) -> bool:
@@ -47,7 +43,7 @@ def record_connected(store: ObjectStore, project: str) -> None:
     if not needs_recording(store, project):
         return
     try:
-        store.put_json(connected_key(project), {"project": project, "connected_at": now()}, if_none_match=True)
+        store.put_json(keys.connected_key(project), {"project": project, "connected_at": now()}, if_none_match=True)
     except PreconditionFailed:
         pass  # recorded before (by this or another process)
     except BackendError as error:
@@ -75,7 +71,7 @@ def export_refusal(store: ObjectStore, settings: Settings, project: str) -> str 
             return None
         return (f"project {project} is not in LABEL_STUDIO_PROJECTS, so it was not read from Label Studio; "
                 f"add {project} to LABEL_STUDIO_PROJECTS to train on all its annotations")
-    if store.get(connected_key(project)) is not None:
+    if store.get(keys.connected_key(project)) is not None:
         return None
     return (f"project {project} was never connected to this backend through an authenticated /setup, so it was not "
             f"read from Label Studio; connect the model in the project's settings (Label Studio then calls /setup) "

@@ -23,7 +23,7 @@ from functions import keys
 from functions.errors import CorruptObject, NotFound, PreconditionFailed
 from functions.ids import new_job_id
 from functions.jobs import (
-    START_TRAINING, TRAIN_REQUEST, Job, JobState, Liveness, abandonment, list_jobs, load_job, now, queued_slot, reap,
+    START_TRAINING, TRAIN_REQUEST, Job, JobState, Liveness, abandonment, list_jobs, load_job, now, reap,
     save_job,
 )
 from functions.label_config import parse_label_config
@@ -69,7 +69,7 @@ def request_training(
         store.put(request_key, staged_body, expiring=True)
     live = liveness(settings, queue)
     for _ in range(SLOT_ATTEMPTS):
-        slot = store.get(queued_slot(project))
+        slot = store.get(keys.queued_slot(project))
         queued = _queued_job(store, project, slot, live)
         if queued is not None:
             if _fold(store, queued, source, label_config, request_key):
@@ -132,7 +132,7 @@ def _claim(store: ObjectStore, project: str, slot: StoredObject | None, job_id: 
     """Point the project's slot at `job_id` unless another request did since `slot` was read."""
     condition = {"if_match": slot.etag} if slot else {"if_none_match": True}
     try:
-        store.put_json(queued_slot(project), {"job_id": job_id, "claimed_at": now()}, expiring=True, **condition)
+        store.put_json(keys.queued_slot(project), {"job_id": job_id, "claimed_at": now()}, expiring=True, **condition)
     except PreconditionFailed:
         return False
     return True

@@ -26,9 +26,8 @@ from functions.jobs import age_seconds, now
 from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioRefused
 from functions.runs.planning import RunMessage
-from functions.runs.records import (
-    FINISHED, Run, chunk_key, claim_key, empty_counts, fail_run, load_run,
-)
+from functions.keys import chunk_key, claim_key
+from functions.runs.records import FINISHED, Run, empty_counts, fail_run, load_run
 from functions.serving import ModelCache, predict_tasks
 from functions.settings import Settings
 from functions.store import ObjectStore

@@ -26,7 +26,7 @@ from functions import signing, versions
 from functions.errors import BackendError, CorruptModel, CorruptObject, NotFound
 from functions.ids import new_job_id
 from functions.jobs import load_job, now
-from functions.label_config import ChoicesControl, LabelConfig, parse_label_config
+from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioRefused
 from functions.projects import allowed_projects, export_refusal
 from functions.runs.records import (

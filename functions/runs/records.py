@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from functions.errors import CorruptObject, NotFound, PreconditionFailed
 from functions.jobs import now
+from functions.keys import chunks_prefix, run_key, runs_prefix
 from functions.store import ObjectStore, StoredObject
 
 log = logging.getLogger(__name__)
@@ -51,26 +52,6 @@ FINISHED = {RunState.SUCCEEDED, RunState.FAILED}
 # What started a run (Run.source).
 FROM_API = "api"
 FROM_TRAINING = "training"
-
-
-def runs_prefix(project: str) -> str:
-    return f"projects/{project}/runs/"
-
-
-def run_key(project: str, run_id: str) -> str:
-    return f"projects/{project}/runs/{run_id}.json"
-
-
-def chunks_prefix(project: str, run_id: str) -> str:
-    return f"projects/{project}/runs/{run_id}/chunks/"
-
-
-def chunk_key(project: str, run_id: str, page: int) -> str:
-    return f"projects/{project}/runs/{run_id}/chunks/{page}.json"
-
-
-def claim_key(project: str, run_id: str, page: int) -> str:
-    return f"projects/{project}/runs/{run_id}/claims/{page}.json"
 
 
 class Run(BaseModel):

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from functions import training
 from functions.api.app import create_app
-from functions.jobs import TRAIN_REQUEST, Job, JobState, load_job, queued_slot, save_job
+from functions.jobs import TRAIN_REQUEST, Job, JobState, load_job, save_job
+from functions.keys import queued_slot
 from functions.scheduling import project_jobs, request_training
 from functions.settings import Settings
 from functions.store import open_store
