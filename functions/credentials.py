@@ -36,7 +36,7 @@ from typing import Any
 from functions.errors import CredentialsUnavailable
 from functions.settings import Settings
 
-__all__ = ["Credentials", "CredentialsUnavailable", "current_credentials", "reset_cache"]
+__all__ = ["Credentials", "CredentialsUnavailable", "current_credentials", "fresh_credentials", "reset_cache"]
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,19 @@ def current_credentials(settings: Settings) -> Credentials:
             return entry.credentials
         assert entry.error is not None
         raise entry.error
+
+
+def fresh_credentials(settings: Settings) -> Credentials | None:
+    """The credentials if `current_credentials` can answer without reading AWS (the settings'
+    own, or a secret read less than CREDENTIALS_TTL_SECONDS ago); else None. Never blocks on I/O."""
+    secret_id = (settings.credentials_secret or "").strip()
+    if not secret_id:
+        return _from_settings(settings)
+    with _lock:
+        entry = _cache.get(secret_id)
+        if entry and entry.credentials is not None and time.monotonic() - entry.read_at < settings.credentials_ttl_seconds:
+            return entry.credentials
+    return None
 
 
 def reset_cache() -> None:

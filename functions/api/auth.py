@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from functions.credentials import Credentials, current_credentials
+from functions.credentials import Credentials, current_credentials, fresh_credentials
 from functions.errors import BackendError
 from functions.settings import Settings
 
@@ -115,11 +115,10 @@ class Gatekeeper:
                           CHALLENGE)
 
     async def credentials(self) -> Credentials:
-        """The current credentials; read off the event loop when they may come from AWS."""
+        """The current credentials; read off the event loop only when AWS must be asked."""
         try:
-            if self.settings.credentials_secret:
-                return await to_thread.run_sync(current_credentials, self.settings)
-            return current_credentials(self.settings)
+            cached = fresh_credentials(self.settings)
+            return cached if cached is not None else await to_thread.run_sync(current_credentials, self.settings)
         except BackendError as error:  # CredentialsUnavailable: refuse, never serve unauthenticated
             raise Refused(error.status_code, str(error)) from error
 

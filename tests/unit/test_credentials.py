@@ -210,3 +210,15 @@ def test_a_hung_endpoint_fails_within_the_timeouts(monkeypatch):
 def test_importing_the_module_imports_no_boto3():
     code = "import sys, functions.credentials; sys.exit('boto3' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_fresh_credentials_answer_from_memory_only(secretsmanager, clock):
+    from functions.credentials import fresh_credentials
+
+    assert fresh_credentials(Settings(basic_auth_user="u", basic_auth_pass="p")).basic_auth_pass == "p"
+    settings = Settings(credentials_secret=secret(secretsmanager, GOOD), credentials_ttl_seconds=300)
+    assert fresh_credentials(settings) is None  # not read yet: the caller must ask AWS (off the event loop)
+    current_credentials(settings)
+    assert fresh_credentials(settings).basic_auth_pass == "s3cret-pass"
+    clock.now += 301
+    assert fresh_credentials(settings) is None  # stale: read again
