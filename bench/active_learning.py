@@ -6,15 +6,16 @@ Simulates what a team does in Label Studio, with the backend's own code at every
 
   1. label a random seed set (--seed-size tasks of the training split);
   2. train: the labelled tasks, in Label Studio's export format, go through the training path
-     (`functions.dataset.build_training_set`, then `functions.training._fit_control`:
-     `classifier.fit` with the default `ModelParams`, export to the compact model, and the
-     agreement check between the two) - exactly what Start Training publishes;
+     (`functions.dataset.build_training_set`, then `functions.training._fit_control` with the
+     default settings: the default pipeline with 5-fold out-of-fold predictions, the calibration
+     fitted on them, export to the compact model and the agreement check) - exactly what Start
+     Training publishes;
   3. measure test accuracy: the labels `functions.serving.predict_tasks` returns for the test
      split (the compact model, as /predict serves it);
   4. choose the next --batch tasks from the unlabelled pool and label them (the gold labels):
        - by score: `predict_tasks` scores every unlabelled task, and the lowest scores are
-         taken first. The score is the probability of the predicted label among the config's
-         labels, so this is exactly what sorting the Data Manager by prediction score,
+         taken first. The score is the calibrated probability of the predicted label among the
+         config's labels, so this is exactly what sorting the Data Manager by prediction score,
          ascending, and labelling from the top gives (least sure first);
        - at random: the reference, from the same seed set in the same run.
      Then back to 2, until --budget labels.
@@ -79,11 +80,12 @@ class Backend:
 
     def __init__(self, config_xml: str) -> None:
         from functions.label_config import parse_label_config
-        from functions.settings import ModelParams
+        from functions.settings import Settings
 
         self.config = parse_label_config(config_xml)
         self.config.require_controls()
-        self.params = ModelParams()  # the backend's defaults (Settings() with no environment gives the same)
+        self.settings = Settings(_env_file=None)  # the backend's defaults
+        self.params = self.settings.model_params()
         self.trainings = 0
 
     def train(self, labelled: list[dict[str, Any]]) -> Any:
@@ -95,7 +97,8 @@ class Backend:
         training_set = build_training_set(labelled, self.config)
         models, labels, controls = {}, {}, {}
         for name, examples in training_set.controls.items():
-            _, models[name], labels[name], _ = _fit_control(examples, self.params)
+            fitted = _fit_control(examples, self.params, self.settings)
+            models[name], labels[name] = fitted.serving, fitted.classes
             control = examples.control
             controls[name] = {"to_name": control.to_name, "data_key": control.data_key, "multiple": control.multiple}
         self.trainings += 1
@@ -167,7 +170,7 @@ def main() -> int:
     print(f"data: {args.data}, pool = {len(train):,} training tasks, {len(test):,} test tasks; "
           f"seed set {args.seed_size}, batches of {args.batch}, up to {budget:,} labels; {args.seeds} seed(s); "
           f"{args.workers} worker(s), 1 BLAS thread each")
-    print(f"model: the backend's default ModelParams {defaults.__dict__}; python {sys.version.split()[0]}, "
+    print(f"model: the backend's default pipeline {defaults.__dict__}; python {sys.version.split()[0]}, "
           f"scikit-learn {metadata.version('scikit-learn')}; {os.cpu_count()} CPU(s)", flush=True)
 
     jobs = [(seed, strategy) for seed in range(args.seeds) for strategy in STRATEGIES]

@@ -6,9 +6,10 @@ The data is read in place from ../shared/data/<data> (or SHARED_DIR): labeled_tr
 labeled_test.json to score (Label Studio export format; the first annotation's first choice is the
 label). Every candidate is fitted once per data set, in this process, one after the other.
 
-The reference row, ``tutorial``, is the pipeline `functions.model.classifier.build_pipeline` builds
-with the default `ModelParams` today: ``TfidfVectorizer(ngram_range=(1, 3))`` then
-``LogisticRegression(C=10)`` (solver newton-cg, tol 1e-6, as the backend fits it). The candidates
+This is the selection bench that chose MODEL_PRESET=default (``nb_word12_c3``, later with balanced
+class weights); bench/default_model.py compares the shipped default with the tutorial.
+The reference row, ``tutorial``, is the tutorial's ``TfidfVectorizer(ngram_range=(1, 3))`` then
+``LogisticRegression(C=10)``, solved with newton-cg, tol 1e-6 like every row here. The candidates
 keep the same solver settings and change the features (`CANDIDATES` says how); C is 10 unless
 the name says otherwise.
 
@@ -46,7 +47,7 @@ import pickle
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -62,8 +63,6 @@ MAX_FIT_RATIO = 2.0
 LOAD_REPEATS = 3
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
 from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.metrics import accuracy_score, f1_score  # noqa: E402
@@ -74,62 +73,8 @@ import compare_reference as reference  # noqa: E402 - the shared data sets, read
 from functions.model import compact  # noqa: E402
 from functions.model.classifier import build_pipeline  # noqa: E402
 from functions.model.export import TOLERANCE, UnsupportedPipeline, to_compact  # noqa: E402
-from functions.settings import ModelParams  # noqa: E402
-
-
-# ------------------------------------------------------------------------------ NB weighting
-
-
-class NBFeatureWeights(BaseEstimator, TransformerMixin):
-    """Naive-Bayes log-count-ratio feature weights (Wang & Manning 2012, "NBSVM"), one per column.
-
-    Fitted on the TF-IDF matrix X and the labels y: for each class c (one-vs-rest), with
-    p = alpha + (number of class-c documents that contain the feature) and q the same over the
-    other documents, the ratio is r_c = log((p / ‖p‖₁) / (q / ‖q‖₁)). As in the paper the counts
-    are binarized (document frequencies); unlike the paper, the weights then scale the TF-IDF
-    values, not binarized features.
-
-    Multi-class generalisation: one weight per feature, the largest one-vs-rest magnitude,
-    ``feature_weights_ = max_c |r_c|``, so one multinomial logistic regression still follows. With
-    two classes r_1 = −r_0 and this is |r| of the paper; the sign it drops does not matter to a
-    linear model whose penalty is symmetric. Multi-label targets (a 0/1 indicator matrix) are
-    treated the same way, one column per label.
-
-    `transform` returns ``X · diag(feature_weights_)`` (sparse CSR): a per-feature scaling that
-    `functions.model.export.to_compact` folds into the coefficients (the ``feature_weights_``
-    step of its docstring), so the compact model serves it exactly. The weights also change the
-    effective regularisation per feature (an informative feature costs less), hence a smaller
-    C (3) in the candidates that use it.
-
-    Attributes (after fit):
-        feature_weights_: (n_features,) float64, ≥ 0.
-    """
-
-    def __init__(self, alpha: float = 1.0) -> None:
-        self.alpha = alpha
-
-    def fit(self, X: Any, y: Any) -> "NBFeatureWeights":
-        present = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        present.data[:] = 1.0
-        present.eliminate_zeros()
-        y = np.asarray(y)
-        members = y.astype(bool).T if y.ndim == 2 else [y == label for label in np.unique(y)]
-        weights = np.zeros(present.shape[1])
-        for inside in members:
-            inside = np.asarray(inside, dtype=bool)
-            if inside.all() or not inside.any():
-                continue  # a label every document has (or none has) tells nothing
-            p = self.alpha + np.asarray(present[inside].sum(axis=0)).ravel()
-            q = self.alpha + np.asarray(present[~inside].sum(axis=0)).ravel()
-            np.maximum(weights, np.abs(np.log(p / p.sum()) - np.log(q / q.sum())), out=weights)
-        self.feature_weights_ = weights
-        self.n_features_in_ = present.shape[1]
-        return self
-
-    def transform(self, X: Any) -> sp.csr_matrix:
-        scaled = sp.csr_matrix(X, dtype=np.float64, copy=True)
-        scaled.data *= self.feature_weights_[scaled.indices]
-        return scaled
+from functions.model.nb_weights import NBFeatureWeights  # noqa: E402
+from functions.settings import PRESETS, ModelParams  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ candidates
@@ -157,7 +102,7 @@ SUBLINEAR = {"sublinear_tf": True, "min_df": 2}
 
 # name -> (what it is, builder of the unfitted pipeline); the first is the reference row.
 CANDIDATES: dict[str, tuple[str, Callable[[], Pipeline]]] = {
-    "tutorial": ("word (1,3), C=10: build_pipeline(ModelParams())", lambda: build_pipeline(ModelParams())),
+    "tutorial": ("word (1,3), C=10, solved with newton-cg", lambda: build_pipeline(BENCH_TUTORIAL)),
     "sub_md2": ("word (1,3), sublinear_tf, min_df=2",
                 lambda: Pipeline([("tfidf", _words(3, **SUBLINEAR)), ("logreg", _logreg(10))])),
     "union": ("word (1,2) + char_wb (2,5)",
@@ -172,6 +117,9 @@ CANDIDATES: dict[str, tuple[str, Callable[[], Pipeline]]] = {
                     lambda: Pipeline([("tfidf", _words_and_chars(**SUBLINEAR)), ("nb", NBFeatureWeights()), ("logreg", _logreg(3))])),
 }
 REFERENCE = "tutorial"
+# The tutorial's features and C with the backend's solver: this bench compares features, so every row is
+# solved alike (MODEL_PRESET=tutorial uses the tutorial's own lbfgs; bench/default_model.py compares with that).
+BENCH_TUTORIAL = replace(PRESETS["tutorial"], solver="newton-cg", tol=1e-6, max_iter=1000)
 
 
 # ------------------------------------------------------------------------------------ data

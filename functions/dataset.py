@@ -1,6 +1,7 @@
 """Turn Label Studio tasks (export format) into training examples, one set per control.
 
-Rules (DESIGN §4, issue 2): cancelled (skipped) and empty annotations are ignored; each task
+Rules (DESIGN §4, issue 2): cancelled (skipped) and empty annotations are ignored, and so are
+annotations the model made itself (auto-labelling, see `is_model_made`); each task
 contributes one annotation: a ground-truth one if there is one, else the most recently updated;
 labels the current config no longer has are dropped; the text comes from the data key the
 config names. Every task that gives no example is counted under one reason.
@@ -9,9 +10,10 @@ config names. Every task that gives no example is counted under one reason.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from functions.label_config import ChoicesControl, LabelConfig
 
@@ -20,15 +22,18 @@ EMPTY = "empty"
 ONLY_SOME_CONTROLS = "only_some_controls"
 UNKNOWN_LABEL = "unknown_label"
 NO_TEXT = "no_text"
+AUTO_LABELED = "auto_labeled"
 
 
 @dataclass
 class ControlExamples:
-    """Examples for one control: ``texts[i]`` is labelled ``targets[i]`` (a tuple of labels)."""
+    """Examples for one control: ``texts[i]`` is labelled ``targets[i]`` (a tuple of labels) in
+    the task whose Label Studio id is ``task_ids[i]`` (None when the task had no integer id)."""
 
     control: ChoicesControl
     texts: list[str] = field(default_factory=list)
     targets: list[tuple[str, ...]] = field(default_factory=list)
+    task_ids: list[int | None] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
 
     def label_counts(self) -> dict[str, int]:
@@ -85,19 +90,25 @@ def build_training_set(tasks: Iterable[Mapping[str, Any]], config: LabelConfig) 
             dropped[EMPTY] += 1
             continue
         data = task.get("data") if isinstance(task.get("data"), Mapping) else {}
+        task_id = task.get("id")
+        task_id = task_id if isinstance(task_id, int) and not isinstance(task_id, bool) else None
         for name, examples in per_control.items():
-            _add_example(examples, values.get(name), data)
+            _add_example(examples, values.get(name), data, task_id)
     return TrainingSet(seen, per_control, dropped)
 
 
 def choose_annotation(annotations: list[Any]) -> tuple[dict[str, Any] | None, str]:
-    """The annotation a task trains on, or None and the reason (`SKIPPED` or `EMPTY`).
+    """The annotation a task trains on, or None and the reason (`SKIPPED`, `AUTO_LABELED` or `EMPTY`).
 
     Annotations that are not objects, or whose ``result`` is not a non-empty list, are empty.
     """
     live = [a for a in annotations if isinstance(a, Mapping) and not a.get("was_cancelled")]
     if not live:
         return None, SKIPPED if any(isinstance(a, Mapping) for a in annotations) else EMPTY
+    human = [a for a in live if not is_model_made(a)]
+    if not human:
+        return None, AUTO_LABELED
+    live = human
     filled = [a for a in live if isinstance(a.get("result"), list) and a["result"]]
     if not filled:
         return None, EMPTY
@@ -105,7 +116,19 @@ def choose_annotation(annotations: list[Any]) -> tuple[dict[str, Any] | None, st
     return max(ground_truth or filled, key=_recency), ""
 
 
-def _add_example(examples: ControlExamples, values: list[str] | None, data: Mapping[str, Any]) -> None:
+def is_model_made(annotation: Mapping[str, Any]) -> bool:
+    """True for an annotation a prediction run's auto-labelling created and no person has touched.
+
+    Label Studio 1.23.2's "Create Annotations From Predictions" action (what auto-labelling calls)
+    sets ``parent_prediction`` and leaves ``lead_time`` and ``updated_by`` empty; a person who
+    submits from a prediction in the editor leaves a ``lead_time``, and one who edits the model's
+    annotation sets ``updated_by`` (tests/ls_wire_runs/47, 20, 38). Training on the model's own
+    labels would only confirm its mistakes, and would bias its calibration and thresholds.
+    """
+    return bool(annotation.get("parent_prediction")) and not annotation.get("lead_time") and not annotation.get("updated_by")
+
+
+def _add_example(examples: ControlExamples, values: list[str] | None, data: Mapping[str, Any], task_id: int | None) -> None:
     control = examples.control
     if not values:
         examples.dropped[ONLY_SOME_CONTROLS] += 1
@@ -120,6 +143,7 @@ def _add_example(examples: ControlExamples, values: list[str] | None, data: Mapp
         return
     examples.texts.append(text)
     examples.targets.append(tuple(known) if control.multiple else (known[0],))
+    examples.task_ids.append(task_id)
 
 
 def _choices_by_control(result: list[Any]) -> dict[str, list[str]]:

@@ -239,7 +239,7 @@ class ModelCache:
 
         models, labels = {}, {}
         for control in config.controls:
-            model = label_name_model(control.labels, self.settings.lr_c)
+            model = label_name_model(control.labels, self.settings.cold_start_c())
             if model is not None:
                 models[control.name], labels[control.name] = model, list(control.labels)
         if not models:

@@ -7,7 +7,7 @@ a `Settings(...)` directly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -17,19 +17,35 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 @dataclass(frozen=True)
 class ModelParams:
-    """Hyper-parameters of the TF-IDF + logistic regression pipeline.
+    """Hyper-parameters of the TF-IDF + logistic regression pipeline (`functions.model.classifier`);
+    the defaults are MODEL_PRESET=default.
 
     `solver` and `tol` choose how the logistic regression's optimum is found, not which model:
     on AG News, newton-cg with tol 1e-6 lands 2e-4 (max |Δp|) from the fully converged optimum
     in 3.1 s, where the tutorial's default lbfgs stops 5e-3 away after 17.7 s.
     """
 
-    ngram_max: int = 3
-    min_df: int = 1
-    c: float = 10.0
+    ngram_max: int = 2
+    min_df: int = 2
+    c: float = 3.0
     max_iter: int = 1000
     solver: str = "newton-cg"
     tol: float = 1e-6
+    sublinear_tf: bool = True
+    nb_weights: bool = True
+    class_weight: str | None = "balanced"
+
+
+# MODEL_PRESET -> the pipeline it names. "default" was chosen by bench/pipelines.py on the shared data
+# sets (README, "A better default model"); "tutorial" is the original tutorial's
+# make_pipeline(TfidfVectorizer(ngram_range=(1, 3)), LogisticRegression(C=10)) with scikit-learn's
+# LogisticRegression defaults (lbfgs, max_iter 100, tol 1e-4), exactly.
+PRESETS = {
+    "default": ModelParams(),
+    "tutorial": ModelParams(
+        ngram_max=3, min_df=1, c=10.0, max_iter=100, solver="lbfgs", tol=1e-4, sublinear_tf=False, nb_weights=False, class_weight=None,
+    ),
+}
 
 
 class Settings(BaseSettings):
@@ -125,14 +141,39 @@ class Settings(BaseSettings):
     s3_connect_timeout: float = Field(1.0, gt=0, description="Seconds to connect to S3 (Label Studio gives /setup 3 s).")
     s3_read_timeout: float = Field(2.0, gt=0, description="Seconds S3 may stay silent while answering.")
 
-    tfidf_ngram_max: int = Field(3, ge=1, le=5, description="TfidfVectorizer ngram_range=(1, N).")
-    tfidf_min_df: int = Field(1, ge=1, description="TfidfVectorizer min_df: drop n-grams seen in fewer tasks.")
-    lr_c: float = Field(10.0, gt=0, description="LogisticRegression C (inverse regularisation strength).")
-    lr_max_iter: int = Field(1000, ge=10, description="LogisticRegression max_iter.")
-    lr_solver: Literal["newton-cg", "lbfgs"] = Field(
-        "newton-cg", description="LogisticRegression solver: newton-cg (fast on many features) or lbfgs (the tutorial's)."
+    model_preset: Literal["default", "tutorial"] = Field(
+        "default",
+        description="The pipeline: default (word 1-2-grams, sublinear tf, min_df 2, NB feature weights, C=3, balanced class weights) or "
+        "tutorial (the original tutorial's word 1-3-grams + LogisticRegression(C=10), exactly). The settings below override single values.",
     )
-    lr_tol: float = Field(1e-6, gt=0, description="LogisticRegression tol: the solver's stopping tolerance.")
+    tfidf_ngram_max: int | None = Field(None, ge=1, le=5, description="TfidfVectorizer ngram_range=(1, N) (preset: 2; tutorial 3).")
+    tfidf_min_df: int | None = Field(
+        None, ge=1, description="TfidfVectorizer min_df: drop n-grams seen in fewer tasks (preset: 2, from 50 examples up; tutorial 1)."
+    )
+    tfidf_sublinear_tf: bool | None = Field(None, description="TfidfVectorizer sublinear_tf (preset: true; tutorial false).")
+    nb_weights: bool | None = Field(
+        None, description="Scale features by Naive-Bayes log-count ratios before the regression (preset: true; tutorial false)."
+    )
+    lr_c: float | None = Field(None, gt=0, description="LogisticRegression C, inverse regularisation strength (preset: 3; tutorial 10).")
+    lr_max_iter: int | None = Field(None, ge=10, description="LogisticRegression max_iter (preset: 1000; tutorial 100).")
+    lr_solver: Literal["newton-cg", "lbfgs"] | None = Field(
+        None, description="LogisticRegression solver: newton-cg (preset: fast on many features) or lbfgs (the tutorial's)."
+    )
+    lr_class_weight: Literal["balanced", "none"] | None = Field(
+        None, description="LogisticRegression class_weight: balanced (preset: rare labels weigh as much as common ones) or none (tutorial)."
+    )
+    lr_tol: float | None = Field(None, gt=0, description="LogisticRegression tol, the solver's stopping tolerance (preset: 1e-6; tutorial 1e-4).")
+    cross_validation_folds: int = Field(
+        5, ge=0, le=20, description="Folds of the out-of-fold predictions that give quality, calibration, auto-label thresholds "
+        "and suspects at every training (0 turns all four off; 1 is not allowed).",
+    )
+    calibrate_scores: bool = Field(
+        True, description="Serve calibrated probabilities as score (Platt scaling fitted on the out-of-fold predictions)."
+    )
+    auto_label_target: float = Field(
+        0.95, ge=0.5, lt=1, description="Accuracy the auto-label threshold of each control must reach on out-of-fold predictions."
+    )
+    suspects_limit: int = Field(50, ge=0, le=1000, description="Suspect annotations kept per control in each version's report.")
     multilabel_threshold: float = Field(
         0.5, gt=0, lt=1, description='choice="multiple" controls: predict every label whose probability reaches this.'
     )
@@ -172,9 +213,20 @@ class Settings(BaseSettings):
         token = self.label_studio_api_key or (self.label_studio_api_key_secret or "").strip()
         return bool((self.label_studio_url or "").strip() and token)
 
+    def cold_start_c(self) -> float:
+        """C of the COLD_START label-name model: LR_C if set, else the tutorial's (its cold start is the tutorial's)."""
+        return self.lr_c if self.lr_c is not None else PRESETS["tutorial"].c
+
     def model_params(self) -> ModelParams:
-        """The pipeline's hyper-parameters."""
-        return ModelParams(self.tfidf_ngram_max, self.tfidf_min_df, self.lr_c, self.lr_max_iter, self.lr_solver, self.lr_tol)
+        """The pipeline's hyper-parameters: MODEL_PRESET, with each TFIDF_* / NB_WEIGHTS / LR_* setting that is set."""
+        overrides = {
+            "ngram_max": self.tfidf_ngram_max, "min_df": self.tfidf_min_df, "sublinear_tf": self.tfidf_sublinear_tf,
+            "nb_weights": self.nb_weights, "class_weight": self.lr_class_weight, "c": self.lr_c, "max_iter": self.lr_max_iter, "solver": self.lr_solver, "tol": self.lr_tol,
+        }
+        chosen = {name: value for name, value in overrides.items() if value is not None}
+        if chosen.get("class_weight") == "none":
+            chosen["class_weight"] = None
+        return replace(PRESETS[self.model_preset], **chosen)
 
 
 @lru_cache(maxsize=1)

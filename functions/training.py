@@ -1,5 +1,6 @@
-"""Run one training job: gather annotations → fit one model per control → publish a version →
-measure its quality on a hold-out (after publishing, so that never delays the new version).
+"""Run one training job: gather annotations → fit one model per control, with out-of-fold
+predictions that give its quality, calibration, auto-label threshold and suspects → publish a
+version whose signed manifest holds all of them.
 
 The same function runs in the local worker (`functions.train_queue.local`) and in the train
 Lambda. While a job runs, a thread beside the fit refreshes its record's ``heartbeat_at`` every
@@ -65,16 +66,7 @@ def run_job(message: JobMessage, settings: Settings, store: ObjectStore | None =
         if link is not None:
             job.report = (job.report or {}) | {"prediction_run": link}
     save_job(store, job)
-    if fitted is not None:  # the new version is served already; the record gets its metrics next
-        job.report = measure_quality(store, job.project, fitted, settings) | _run_link(job)
-        save_job(store, job)
     return job
-
-
-def _run_link(job: Job) -> dict[str, Any]:
-    """The job report's link to the prediction run its training started, if any."""
-    link = (job.report or {}).get("prediction_run")
-    return {"prediction_run": link} if link is not None else {}
 
 
 def _start(store: ObjectStore, message: JobMessage) -> Job:
@@ -147,9 +139,11 @@ class Published:
 def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Published:
     """Fit the job's models on all their examples and publish them at once.
 
-    Each control's pipeline is turned into a compact serving model that must reproduce its
-    probabilities on a sample of the training texts (`functions.model.export`). Hold-out
-    quality is measured afterwards (`measure_quality`), so it never delays the new version.
+    Each control's pipeline is fitted with out-of-fold predictions (CROSS_VALIDATION_FOLDS) that
+    give its quality, calibration, auto-label threshold and suspects
+    (`functions.model.validation`), and is turned into a compact serving model that must
+    reproduce its probabilities on a sample of the training texts (`functions.model.export`).
+    The report, charts included (`functions.model_card.charts`), is part of the signed version.
 
     Raises:
         TrainingDataError: no control has enough data (the error carries the report).
@@ -158,6 +152,8 @@ def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Publish
         ArtifactMismatch: a compact model does not reproduce its pipeline (nothing is published).
     """
     from threadpoolctl import threadpool_limits
+
+    from functions.model_card.charts import render_charts
 
     config = parse_label_config(job.label_config)
     config.require_controls()
@@ -187,12 +183,12 @@ def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Publish
     with threadpool_limits(limits=1):  # multi-threaded BLAS made fits 3-8x slower on 2 cores
         for name, examples in training_set.controls.items():
             try:
-                models[name], serving[name], labels[name], agreement = _fit_control(examples, params)
+                fitted = _fit_control(examples, params, settings)
             except TrainingDataError as error:
                 problems.append(f"{name}: {error}")
                 continue
-            report["controls"][name]["quality"] = {"pending": "measured on a hold-out after publishing"}
-            report["controls"][name]["serving_max_abs_diff"] = agreement
+            models[name], serving[name], labels[name] = fitted.pipeline, fitted.serving, fitted.classes
+            report["controls"][name] |= fitted.report
     report["fit_seconds"] = round(time.monotonic() - started, 3)
     if problems:
         report["problems"] = problems
@@ -205,33 +201,9 @@ def fit_and_publish(store: ObjectStore, job: Job, settings: Settings) -> Publish
         "controls": {name: _control_manifest(training_set.controls[name]) for name in models},
         "sklearn_version": _sklearn_version(),
     }
-    version = versions.publish(store, job.project, job.job_id, models, serving, labels, manifest, settings=settings)
+    charts = {name: render_charts(report["controls"][name]) for name in models}
+    version = versions.publish(store, job.project, job.job_id, models, serving, labels, manifest, charts=charts, settings=settings)
     return Published(version, report, {name: training_set.controls[name] for name in models})
-
-
-def measure_quality(store: ObjectStore, project: str, published: Published, settings: Settings) -> dict[str, Any]:
-    """Hold-out quality of each published control, written into the version's manifest; returns
-    the completed report. A failure here is recorded in the report and never unpublishes."""
-    from threadpoolctl import threadpool_limits
-
-    from functions.model.evaluation import holdout_metrics
-
-    report = published.report
-    with threadpool_limits(limits=1):
-        for name, examples in published.controls.items():
-            try:
-                quality = holdout_metrics(
-                    examples.texts, examples.targets, examples.control.multiple, settings.model_params(), settings.multilabel_threshold
-                )
-            except Exception as error:  # noqa: BLE001 - the version is already served; only the metrics are lost
-                log.exception("project %s: hold-out quality of %s failed", project, name)
-                quality = {"holdout": None, "note": f"not measured: {type(error).__name__}: {error}"}
-            report["controls"][name]["quality"] = quality
-    try:
-        versions.update_report(store, project, published.version, report)
-    except BackendError as error:
-        log.warning("project %s: could not add quality to the manifest of %s: %s", project, published.version, error)
-    return report
 
 
 def gather_tasks(store: ObjectStore, job: Job, settings: Settings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -293,20 +265,41 @@ def _check_size(count: int, limit: int, where: str) -> None:
 AGREEMENT_SAMPLE = 200  # training texts on which a compact model must reproduce its pipeline
 
 
-def _fit_control(examples: ControlExamples, params: ModelParams) -> tuple[Any, Any, list[str], float]:
-    """(pipeline, compact model, classes, max |Δp| between them on a sample of the texts)."""
-    from functions.model.classifier import fit, fit_multilabel, require_two_labels
-    from functions.model.export import check_agreement, to_compact
+@dataclass
+class FittedControl:
+    """One control's fitted pipeline, its calibrated compact model, classes and report entries."""
 
-    require_two_labels(sorted({label for target in examples.targets for label in target}), len(examples.targets))
-    if examples.control.multiple:
-        classifier = fit_multilabel(examples.texts, examples.targets, params)
-    else:
-        classifier = fit(examples.texts, [t[0] for t in examples.targets], params)
+    pipeline: Any
+    serving: Any
+    classes: list[str]
+    report: dict[str, Any]
+
+
+def _fit_control(examples: ControlExamples, params: ModelParams, settings: Settings) -> FittedControl:
+    """Fit, cross-validate, calibrate and export one control's model.
+
+    Raises:
+        TrainingDataError: fewer than 2 labels, or no vocabulary.
+        ArtifactMismatch: the compact model does not reproduce the pipeline.
+    """
+    from dataclasses import replace
+
+    from functions.model.export import check_agreement, to_compact
+    from functions.model.out_of_fold import fit_with_out_of_fold
+    from functions.model.validation import ValidationOptions, suspect_entries, validate
+
+    multiple = examples.control.multiple
+    classifier, oof = fit_with_out_of_fold(examples.texts, examples.targets, multiple, params, settings.cross_validation_folds)
     serving = to_compact(classifier.pipeline)
     stride = max(1, len(examples.texts) // AGREEMENT_SAMPLE)
     agreement = check_agreement(classifier.pipeline, serving, [*examples.texts[::stride], ""])
-    return classifier.pipeline, serving, classifier.classes, agreement
+    options = ValidationOptions(
+        settings.calibrate_scores, settings.auto_label_target, settings.multilabel_threshold, settings.suspects_limit
+    )
+    calibration, report = validate(oof, classifier.classes, multiple, options)
+    report |= suspect_entries(oof, classifier.classes, multiple, examples.texts, examples.task_ids, settings.suspects_limit)
+    report["serving_max_abs_diff"] = agreement
+    return FittedControl(classifier.pipeline, replace(serving, calibration=calibration), classifier.classes, report)
 
 
 def _control_manifest(examples: ControlExamples) -> dict[str, Any]:

@@ -13,8 +13,11 @@ redelivered job finishes its own version instead of publishing a second one.
 **Completion.** ``signature.json`` is written after every other object of the version, so it
 is the completion marker: a version is published when all five objects exist and the pointer
 has reached it (`list_versions`). A half-published version (crash or full store mid-way) is
-listed nowhere and never served. The manifest is immutable once signed; the hold-out quality
-measured after publishing goes to ``report.json`` beside it (informational, unsigned).
+listed nowhere and never served. The manifest is immutable once signed and holds the whole
+report (quality, calibration, auto-label thresholds, suspects); ``charts.json`` (the model
+card's charts) is covered by its SHA-256 in the manifest. Versions published before the report
+was complete at publishing time may have an unsigned ``report.json`` beside them (hold-out
+quality), which `read_manifests` still shows.
 
 Loading verifies the signature, then the SHA-256 of ``model.npz`` and ``labels.json`` against
 the manifest, and reads ``model.npz`` only: serving never unpickles and never imports
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^p(\d+)-v(\d+)$")
 MODEL, SERVING_MODEL, LABELS, MANIFEST = "model.pkl", "model.npz", "labels.json", "manifest.json"
-SIGNATURE, REPORT = "signature.json", "report.json"
+SIGNATURE, REPORT, CHARTS = "signature.json", "report.json", "charts.json"
 COMPLETE = frozenset({MANIFEST, MODEL, SERVING_MODEL, LABELS, SIGNATURE})  # signature.json is written last
 
 
@@ -131,6 +134,7 @@ def publish(
     labels: dict[str, list[str]],
     manifest: dict[str, Any],
     *,
+    charts: dict[str, dict[str, str]] | None = None,
     settings: Settings | None = None,
     signer: signing.Signer | None = None,
 ) -> str:
@@ -140,7 +144,8 @@ def publish(
     `serving_models` to its compact model (checked against the pipeline by the caller),
     `labels` to its classes in the models' column order. `manifest` holds the report fields
     to keep (counts, metrics, parameters); the SHA-256 of both models and of the labels is
-    added to it. The signer is `signer`, else the one `settings` (default: the process
+    added to it. `charts` (control → chart name → SVG, the model card's) go to ``charts.json``,
+    its SHA-256 to the manifest (``charts_sha256``). The signer is `signer`, else the one `settings` (default: the process
     settings) name. Raises SigningUnavailable (no key: before anything is written),
     StoreUnavailable / StoreNotWritable (nothing served changes), PreconditionFailed.
     """
@@ -158,22 +163,21 @@ def publish(
         "serving": {"file": SERVING_MODEL, "format": compact.FORMAT, "sha256": hashlib.sha256(serving).hexdigest()},
         "labels_sha256": hashlib.sha256(label_bytes).hexdigest(),
     }
+    chart_bytes = json_bytes(charts) if charts is not None else None
+    if chart_bytes is not None:
+        digests["charts_sha256"] = hashlib.sha256(chart_bytes).hexdigest()
     number, manifest_bytes, complete = _claim_number(store, project, job_id, manifest | digests)
     version = version_name(project, number)
     if not complete:
         store.put(keys.version_object(project, version, MODEL), artifact)
         store.put(keys.version_object(project, version, SERVING_MODEL), serving)
         store.put(keys.version_object(project, version, LABELS), label_bytes)
+        if chart_bytes is not None:
+            store.put(keys.version_object(project, version, CHARTS), chart_bytes)
         store.put_json(keys.version_object(project, version, SIGNATURE), signer.sign(manifest_bytes))
     _move_pointer(store, project, Pointer(version, number))
     log.info("project %s: published %s (model.pkl %d bytes, model.npz %d bytes)", project, version, len(artifact), len(serving))
     return version
-
-
-def update_report(store: ObjectStore, project: str, version: str, report: dict[str, Any]) -> None:
-    """Keep the completed report (metrics computed after publishing) in the version's
-    ``report.json``; the signed manifest is never rewritten. `read_manifests` merges it."""
-    store.put_json(keys.version_object(project, version, REPORT), {"report": report})
 
 
 def _claim_number(store: ObjectStore, project: str, job_id: str, manifest: dict[str, Any]) -> tuple[int, bytes, bool]:
@@ -306,14 +310,15 @@ def load(
 
 
 def read_manifests(store: ObjectStore, project: str, names: list[str]) -> list[dict[str, Any]]:
-    """The manifests of `names` (versions of `project`), in order, each with the report of its
-    ``report.json`` when there is one; ``{"version": name}`` for a missing or garbage manifest."""
+    """The manifests of `names` (versions of `project`), in order; ``{"version": name}`` for a
+    missing or garbage manifest. A version published before the signed report was complete
+    (no ``charts_sha256``) shows the report of its ``report.json`` when there is one."""
     found = store.get_many([keys.version_object(project, name, n) for name in names for n in (MANIFEST, REPORT)])
     details = []
     for index, name in enumerate(names):
         manifest = _json_dict(found[2 * index]) or {"version": name}
         report = _json_dict(found[2 * index + 1])
-        if report is not None and "report" in report:
+        if report is not None and "report" in report and "charts_sha256" not in manifest:
             manifest = manifest | {"report": report["report"]}
         details.append(manifest)
     return details

@@ -115,7 +115,7 @@ def wait_for_job(client: TestClient, project: str, job_id: str, timeout: float =
 
 
 def quality_pending(job: dict[str, Any]) -> bool:
-    """True while a succeeded job's hold-out quality is still being measured (after publishing)."""
+    """True while a succeeded job's quality is still pending (releases before 10 measured it after publishing)."""
     controls = (job.get("report") or {}).get("controls") or {}
     return any("pending" in (control.get("quality") or {}) for control in controls.values())
 

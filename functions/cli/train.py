@@ -138,6 +138,9 @@ def infer_label_config(tasks: list[Any], name: str) -> str:
     return "\n".join(parts)
 
 
+SCORES = ("accuracy", "macro_f1", "micro_f1", "exact_match")
+
+
 def report_lines(report: dict[str, Any]) -> list[str]:
     """The training report, a few lines for people."""
     lines = []
@@ -151,12 +154,19 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         if control_dropped:
             line += f"; dropped: {control_dropped}"
         quality = control.get("quality") or {}
-        holdout = quality.get("holdout")
-        if holdout:
-            scores = ", ".join(f"{key} {value}" for key, value in quality.items() if key != "holdout")
-            line += f"; hold-out ({holdout.get('train')} train / {holdout.get('test')} test): {scores}"
+        if quality.get("validated_on"):
+            scores = ", ".join(f"{key} {quality[key]}" for key in SCORES if key in quality)
+            ece = (quality.get("calibration") or {}).get("ece")
+            line += f"; {quality.get('folds')}-fold cross-validated on {quality['validated_on']:,}: {scores}"
+            line += f", calibration error {ece}" if ece is not None else ""
         elif quality.get("note"):
             line += f"; {quality['note']}"
+        auto = control.get("auto_label") or {}
+        if auto.get("threshold") is not None:
+            line += (f"; auto-label at score >= {auto['threshold']:.4f}: {auto['coverage']:.0%} of tasks, "
+                     f"estimated accuracy {auto['estimated_accuracy']}")
+        if control.get("suspects_found"):
+            line += f"; {control['suspects_found']} suspect annotation(s)"
         lines.append(line)
     for problem in report.get("problems") or []:
         lines.append(f"not trained: {problem}")

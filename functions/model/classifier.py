@@ -1,4 +1,5 @@
-"""The text classifiers: TF-IDF word n-grams + logistic regression. No I/O happens here.
+"""The text classifiers: TF-IDF word n-grams (+ Naive-Bayes feature weights) + logistic regression.
+No I/O happens here.
 
 Single-label controls use one multinomial logistic regression; multi-label controls
 (``choice="multiple"``) one binary logistic regression per label (one-vs-rest). Importing
@@ -18,6 +19,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MultiLabelBinarizer
 
 from functions.errors import TrainingDataError
+from functions.model.nb_weights import NBFeatureWeights
 from functions.settings import ModelParams
 
 __all__ = ["ModelParams", "TextClassifier", "build_pipeline", "fit", "fit_multilabel", "require_two_labels"]
@@ -41,15 +43,23 @@ class TextClassifier:
         return self.pipeline.predict_proba(list(texts))
 
 
-def build_pipeline(params: ModelParams, multilabel: bool = False) -> Pipeline:
-    """An unfitted ``TfidfVectorizer(ngram_range=(1, n)) → LogisticRegression(C)`` pipeline."""
-    logreg = LogisticRegression(C=params.c, max_iter=params.max_iter, solver=params.solver, tol=params.tol)
-    return Pipeline(
-        [
-            ("tfidf", TfidfVectorizer(ngram_range=(1, params.ngram_max), min_df=params.min_df)),
-            ("logreg", OneVsRestClassifier(logreg) if multilabel else logreg),
-        ]
+MIN_DF_FROM = 50  # examples; below, min_df is 1: a tiny project would lose most of its words
+
+
+def build_pipeline(params: ModelParams, multilabel: bool = False, examples: int = MIN_DF_FROM) -> Pipeline:
+    """An unfitted ``TfidfVectorizer(ngram_range=(1, n)) [→ NBFeatureWeights] → LogisticRegression(C)``
+    pipeline for `examples` training texts (min_df applies from `MIN_DF_FROM` examples up)."""
+    logreg = LogisticRegression(
+        C=params.c, max_iter=params.max_iter, solver=params.solver, tol=params.tol, class_weight=params.class_weight
     )
+    vectorizer = TfidfVectorizer(
+        ngram_range=(1, params.ngram_max), min_df=params.min_df if examples >= MIN_DF_FROM else 1, sublinear_tf=params.sublinear_tf
+    )
+    steps: list[tuple[str, object]] = [("tfidf", vectorizer)]
+    if params.nb_weights:
+        steps.append(("nb", NBFeatureWeights()))
+    steps.append(("logreg", OneVsRestClassifier(logreg) if multilabel else logreg))
+    return Pipeline(steps)
 
 
 def fit(texts: Sequence[str], labels: Sequence[str], params: ModelParams) -> TextClassifier:
@@ -59,7 +69,7 @@ def fit(texts: Sequence[str], labels: Sequence[str], params: ModelParams) -> Tex
         TrainingDataError: fewer than 2 distinct labels, or `min_df` leaves no vocabulary.
     """
     require_two_labels(labels, len(labels))
-    pipeline = _fit(build_pipeline(params), texts, list(labels))
+    pipeline = _fit(build_pipeline(params, examples=len(texts)), texts, list(labels))
     return TextClassifier(pipeline, pipeline.classes_)
 
 
@@ -73,7 +83,7 @@ def fit_multilabel(texts: Sequence[str], targets: Sequence[Sequence[str]], param
     require_two_labels(labels, len(targets))
     binarizer = MultiLabelBinarizer(classes=labels)
     matrix = binarizer.fit_transform(targets)
-    pipeline = _fit(build_pipeline(params, multilabel=True), texts, matrix)
+    pipeline = _fit(build_pipeline(params, multilabel=True, examples=len(texts)), texts, matrix)
     return TextClassifier(pipeline, labels, multilabel=True)
 
 

@@ -9,6 +9,7 @@ columns. For a text, block b gives counts ``tf`` over its vocabulary; then
     x_b = w / ‖w‖                        l2 or l1 norm of the block, or none
     d = intercept + Σ_b x_b · coef_b     coef (n_features, n_outputs)
     p = softmax(d) | [1 - σ(d), σ(d)] | σ(d) per label
+    p' = calibration(p)                  Platt scaling, when the version has one (`functions.model.calibration`)
 
 To save work per request, the idf and any later per-feature weights (transformer weights,
 feature scaling) are folded into ``coef`` when the model is exported: ``coef`` holds
@@ -16,7 +17,8 @@ feature scaling) are folded into ``coef`` when the model is exported: ``coef`` h
 
 Storage (`dumps` / `loads`): one ``.npz`` file (NumPy's zip of ``.npy`` arrays, read with
 ``allow_pickle=False``) holding every control of a version: a JSON header (array
-``header``) that names the settings and shapes, and the arrays. Each vocabulary is one
+``header``) that names the settings and shapes, and the arrays. Format 3 added the
+calibration; format 2 files (no calibration) still load. Each vocabulary is one
 UTF-8 array of the terms in column order, joined by a separator that no term contains.
 """
 
@@ -34,9 +36,11 @@ import numpy as np
 
 from functions.errors import CorruptModel
 from functions.model.analyzers import Analyzer
+from functions.model.calibration import Calibration
 from functions.model.word_index import WordIndex
 
-FORMAT = "ls-textcls-compact/2"
+FORMAT = "ls-textcls-compact/3"
+READABLE = (FORMAT, "ls-textcls-compact/2")
 OUTPUTS = ("softmax", "binary", "sigmoid")  # multinomial LR; binary LR; one-vs-rest labels
 NORMS = (None, "l1", "l2")
 SEPARATORS = ("\n", "\x00", "\x1f", "\uffff")
@@ -157,12 +161,14 @@ class CompactModel:
         intercept: (n_outputs,) float64; ±inf for a label every example had (or none had).
         output: ``"softmax"`` (n_outputs = n_classes), ``"binary"`` (one output, two
             classes) or ``"sigmoid"`` (one independent probability per label).
+        calibration: applied to the probabilities last; None serves them as the pipeline gives them.
     """
 
     blocks: tuple[FeatureBlock, ...]
     coef: np.ndarray
     intercept: np.ndarray
     output: str
+    calibration: Calibration | None = None
 
     def __post_init__(self) -> None:
         features = sum(block.size for block in self.blocks)
@@ -172,6 +178,8 @@ class CompactModel:
             raise ValueError(f"coef {self.coef.shape} and intercept {self.intercept.shape} do not fit {features} features")
         if (self.output == "binary") != (self.coef.shape[1] == 1):
             raise ValueError(f"a {self.output!r} output cannot have {self.coef.shape[1]} column(s)")
+        if self.calibration is not None and (self.calibration.kind == "per_label") != (self.output == "sigmoid"):
+            raise ValueError(f"a {self.calibration.kind} calibration does not fit a {self.output!r} output")
 
     @property
     def n_classes(self) -> int:
@@ -192,7 +200,13 @@ class CompactModel:
         return decisions
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """(len(texts), n_classes) probabilities, as the scikit-learn pipeline's `predict_proba`."""
+        """(len(texts), n_classes) probabilities: the scikit-learn pipeline's `predict_proba`, then
+        the calibration if there is one."""
+        probabilities = self.uncalibrated_proba(texts)
+        return probabilities if self.calibration is None else self.calibration.apply(probabilities)
+
+    def uncalibrated_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), n_classes) probabilities exactly as the scikit-learn pipeline's `predict_proba`."""
         decisions = self.decision_function(texts)
         if self.output == "softmax":
             decisions -= decisions.max(axis=1, keepdims=True)
@@ -232,7 +246,10 @@ def dumps(models: Mapping[str, CompactModel]) -> bytes:
                     "index": block.index is not None,
                 }
             )
-        controls.append({"name": name, "output": model.output, "blocks": blocks})
+        calibration = model.calibration
+        if calibration is not None:
+            arrays[f"c{i}.calibration"] = np.vstack([calibration.slope, calibration.intercept])
+        controls.append({"name": name, "output": model.output, "blocks": blocks, "calibration": calibration and calibration.kind})
     header = json.dumps({"format": FORMAT, "controls": controls}, ensure_ascii=False).encode("utf-8")
     arrays["header"] = np.frombuffer(header, dtype=np.uint8)
     buffer = io.BytesIO()
@@ -250,7 +267,7 @@ def loads(data: bytes) -> dict[str, CompactModel]:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         header = json.loads(arrays.pop("header").tobytes().decode("utf-8"))
-        if header.get("format") != FORMAT:
+        if header.get("format") not in READABLE:
             raise CorruptModel(f"unknown compact model format {header.get('format')!r} (expected {FORMAT})")
         return {
             control["name"]: _model(arrays, f"c{i}", control) for i, control in enumerate(header["controls"])
@@ -277,7 +294,13 @@ def _model(arrays: dict[str, np.ndarray], prefix: str, control: dict[str, Any]) 
             token_ids = dict(zip(tokens, range(1, len(tokens) + 1)))
             index = WordIndex(token_ids, arrays[f"{name}.keys"], arrays[f"{name}.columns"], analyzer.ngram_range)
         blocks.append(FeatureBlock(analyzer, terms, idf, bool(spec["sublinear_tf"]), bool(spec["binary"]), spec["norm"], index))
-    return CompactModel(tuple(blocks), _floats(arrays[f"{prefix}.coef"]), _floats(arrays[f"{prefix}.intercept"]), control["output"])
+    calibration = None
+    if control.get("calibration"):
+        slope, intercept = _floats(arrays[f"{prefix}.calibration"])
+        calibration = Calibration(control["calibration"], slope, intercept)
+    return CompactModel(
+        tuple(blocks), _floats(arrays[f"{prefix}.coef"]), _floats(arrays[f"{prefix}.intercept"]), control["output"], calibration
+    )
 
 
 def _utf8(text: str) -> np.ndarray:

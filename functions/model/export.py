@@ -54,13 +54,14 @@ def to_compact(pipeline: Pipeline) -> CompactModel:
 
 
 def check_agreement(pipeline: Pipeline, compact: CompactModel, texts: Sequence[str], tolerance: float = TOLERANCE) -> float:
-    """Max |Δp| between `pipeline.predict_proba` and `compact.predict_proba` on `texts`.
+    """Max |Δp| between `pipeline.predict_proba` and `compact.uncalibrated_proba` on `texts` (the
+    calibration is fitted afterwards, on out-of-fold predictions, and is not part of the pipeline).
 
     Raises:
         ArtifactMismatch: the difference exceeds `tolerance`, or the shapes differ.
     """
     texts = list(texts)
-    expected, found = pipeline.predict_proba(texts), compact.predict_proba(texts)
+    expected, found = pipeline.predict_proba(texts), compact.uncalibrated_proba(texts)
     if expected.shape != found.shape:
         raise ArtifactMismatch(f"the compact model gives {found.shape} probabilities, the pipeline {expected.shape}")
     difference = float(np.max(np.abs(expected - found), initial=0.0))

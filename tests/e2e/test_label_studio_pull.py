@@ -39,8 +39,10 @@ def test_start_training_trains_on_label_studio_export(tmp_path):
     topic = report["controls"]["topic"]
     assert topic["examples"] == 1699
     assert topic["labels"] == dict(Counter(gold_label(task) for task in dataset("bbc_news", "labeled_train")))
-    assert topic["quality"]["holdout"] == {"train": 1359, "test": 340, "stratified": True}
-    assert topic["quality"]["accuracy"] >= 0.9 and topic["quality"]["macro_f1"] >= 0.9
+    assert topic["quality"]["validated_on"] == 1699 and topic["quality"]["folds"] == 5
+    assert topic["quality"]["accuracy"] >= 0.95 and topic["quality"]["macro_f1"] >= 0.95
+    assert sum(map(sum, topic["quality"]["confusion"]["matrix"])) == 1699
+    assert topic["auto_label"]["threshold"] is not None and topic["auto_label"]["validated_on"] == 1699
     accuracy, _ = predict_accuracy(client, "31.1", config, dataset("bbc_news", "labeled_test"))
     assert accuracy >= 0.95
     assert PERSONAL_ACCESS_TOKEN not in json.dumps(job)

@@ -34,7 +34,8 @@ def test_a_successful_job_reports_its_source_counts_and_version(client):
     (manifest,) = narrowed["details"]
     assert manifest["version"] == "p4-v1" and manifest["job_id"] == job["job_id"] and manifest["report"] == report
     assert manifest["controls"] == {"topic": {"to_name": "news", "data_key": "text", "multiple": False}}
-    assert report["controls"]["topic"]["quality"] == {"holdout": None, "note": "no hold-out: fewer than 50 examples"}
+    assert report["controls"]["topic"]["quality"]["validated_on"] == 0
+    assert report["controls"]["topic"]["auto_label"]["threshold"] is None and report["controls"]["topic"]["suspects"] == []
 
 
 def test_one_label_fails_the_job_with_a_reason_and_keeps_the_serving_version(client):

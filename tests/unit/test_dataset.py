@@ -75,3 +75,14 @@ def test_junk_in_tasks_and_annotations_is_counted_never_fatal():
     assert dict(result.dropped) == {"empty": 5}
     topic = result.controls["topic"]
     assert dict(topic.dropped) == {"no_text": 1} and topic.targets == [("B",)]
+
+
+def test_annotations_the_model_made_are_not_trained_on_until_a_person_touches_them():
+    result = [{"from_name": "topic", "to_name": "news", "type": "choices", "value": {"choices": ["World"]}}]
+    made = {"id": 7, "result": result, "parent_prediction": 15650, "lead_time": None, "updated_by": None, "updated_at": "2026-12-03T10:39:30Z"}
+    assert choose_annotation([made]) == (None, "auto_labeled")
+    edited = made | {"updated_by": 1}  # a person changed the model's annotation
+    submitted = made | {"id": 8, "lead_time": 12.5}  # a person submitted from the prediction in the editor
+    assert choose_annotation([edited])[0]["id"] == 7 and choose_annotation([submitted])[0]["id"] == 8
+    human = {"id": 9, "result": result, "updated_at": "2026-12-01T00:00:00Z"}
+    assert choose_annotation([made, human])[0]["id"] == 9  # the person's, though the model's is newer

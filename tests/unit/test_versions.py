@@ -92,11 +92,19 @@ def test_a_version_without_a_serving_model_says_how_to_get_one(store, fitted):
         versions.load(store, "5", "p5-v1")
 
 
-def test_quality_measured_after_publishing_lands_in_the_manifest(store, fitted):
+def test_an_older_versions_report_json_shows_but_never_overrides_a_signed_report(store, fitted):
     publish(store, fitted, "job-a")
     signed = store.get(keys.version_object("5", "p5-v1", "manifest.json")).data
-    versions.update_report(store, "5", "p5-v1", {"n": 4, "quality": {"accuracy": 1.0}})
+    store.put_json(keys.version_object("5", "p5-v1", "report.json"), {"report": {"n": 4, "quality": {"accuracy": 1.0}}})
     (manifest,) = versions.read_manifests(store, "5", ["p5-v1"])
     assert manifest["report"]["quality"] == {"accuracy": 1.0} and manifest["serving"]["sha256"]
     assert store.get(keys.version_object("5", "p5-v1", "manifest.json")).data == signed  # the signed manifest stays as published
     assert versions.load(store, "5", "p5-v1").version == "p5-v1"
+
+    serving = {"topic": to_compact(fitted.pipeline)}
+    versions.publish(store, "5", "job-b", {"topic": fitted.pipeline}, serving, {"topic": fitted.classes}, {"report": {"n": 9}}, charts={"topic": {}})
+    store.put_json(keys.version_object("5", "p5-v2", "report.json"), {"report": {"n": 1}})
+    (manifest,) = versions.read_manifests(store, "5", ["p5-v2"])
+    assert manifest["report"] == {"n": 9} and manifest["charts_sha256"]
+    assert store.get_json(keys.version_object("5", "p5-v2", "charts.json")) == {"topic": {}}
+
