@@ -1,5 +1,5 @@
-"""Talk to Label Studio's API: read annotated tasks (export), page a project's tasks, and push
-predictions (import).
+"""Talk to Label Studio's API: read annotated tasks (export), page a project's tasks, push
+predictions (import) and turn chosen predictions into annotations (auto-labelling).
 
 Rules from Label Studio 1.23 (shared/ls_contract.md):
 - ``GET /api/projects/<id>/export?exportType=JSON`` returns every task with at least one
@@ -51,6 +51,9 @@ class TaskPage:
         total: how many tasks the project holds (Label Studio's ``total``), the same on every page.
         tasks: ``{"id": int, "data": dict, "prediction_versions": [str, ...]}`` in id order;
             ``prediction_versions`` holds the ``model_version`` of each prediction of the task.
+            Pages read with ``annotations=True`` also give ``"predictions": [{"model_version": str,
+            "score": float | None}, ...]`` (same order), ``"annotations": int`` (every annotation,
+            cancelled ones included) and ``"drafts": int``.
     """
 
     total: int
@@ -59,6 +62,9 @@ class TaskPage:
 
 RETRY_STATUSES = frozenset({429, 500, 503})
 UNKNOWN_TASK = re.compile(r"""\{'task': ('?)([^',}]*)\1.*contains invalid "task" field""")
+CREATED_ANNOTATIONS = re.compile(r"^Created (\d+) annotations?$")
+PAGE_FIELDS = "id,data,predictions"
+PAGE_FIELDS_WITH_ANNOTATIONS = "id,data,predictions,annotations,drafts"
 
 
 class LabelStudioUnknownTask(LabelStudioRefused):
@@ -127,8 +133,11 @@ class LabelStudioClient:
         log.info("project %s: %d tasks exported from Label Studio at %s", project, len(tasks), self.base_url)
         return [task for task in tasks if isinstance(task, dict)]
 
-    def task_page(self, project: str, page: int, page_size: int) -> TaskPage:
-        """Page `page` (from 1) of `project`'s tasks, `page_size` per page, in id order.
+    def task_page(self, project: str, page: int, page_size: int, annotations: bool = False) -> TaskPage:
+        """Page `page` (from 1) of `project`'s tasks, `page_size` per page, in id order; with
+        `annotations`, each task also says how many annotations and drafts it holds and the score
+        of each prediction (``include=…,annotations,drafts``: annotations come as ``[{"id"}]``, cancelled
+        ones included; a page of 1000 takes ~3 s instead of ~1.4 s; tests/ls_wire_runs/README.md (e)).
 
         Label Studio 1.23.2 answers ``GET /api/tasks?project=N&page=P&page_size=S&fields=all&include=id,data,predictions`` with
         ``{"total": <tasks in project>, "total_annotations", "total_predictions", "tasks": [...]}``,
@@ -148,7 +157,8 @@ class LabelStudioClient:
         if page < 1 or page_size < 1:
             raise ValueError("page and page_size start at 1")
         path = "/api/tasks"
-        params = {"project": str(project), "page": str(page), "page_size": str(page_size), "fields": "all", "include": "id,data,predictions"}
+        include = PAGE_FIELDS_WITH_ANNOTATIONS if annotations else PAGE_FIELDS
+        params = {"project": str(project), "page": str(page), "page_size": str(page_size), "fields": "all", "include": include}
         response = self._call("GET", path, params=params, retry_transport=True)
         if response.status_code == 404 and page > 1 and _detail(response) == "Invalid page.":
             return TaskPage(total=self.task_page(project, 1, 1).total, tasks=[])  # past the last page
@@ -158,7 +168,7 @@ class LabelStudioClient:
             total, tasks = body["total"], body["tasks"]
             if not isinstance(total, int) or not isinstance(tasks, list):
                 raise TypeError
-            return TaskPage(total=total, tasks=[_task_summary(task) for task in tasks])
+            return TaskPage(total=total, tasks=[_task_summary(task, annotations) for task in tasks])
         except (ValueError, KeyError, TypeError) as error:
             raise LabelStudioUnreachable(
                 f"Label Studio at {self.base_url} answered GET {path}?project={project} with something that is not a task page"
@@ -208,6 +218,54 @@ class LabelStudioClient:
         if not isinstance(created, int):
             raise LabelStudioUnreachable(f"Label Studio at {self.base_url} answered POST {path} without a created count")
         log.info("project %s: %d of %d predictions created in Label Studio", project, created, len(predictions))
+        return created
+
+    def annotations_from_predictions(self, project: str, task_ids: list[int], model_version: str) -> int:
+        """Turn the predictions of `model_version` on the tasks `task_ids` into annotations; returns
+        how many Label Studio created.
+
+        This is Label Studio's own Data Manager action "Create Annotations From Predictions":
+        ``POST /api/dm/actions?id=predictions_to_annotations&project=N`` with
+        ``{"selectedItems": {"all": false, "included": [ids]}, "model_version": v}`` → ``200
+        {"detail": "Created n annotations"}``. Label Studio 1.23.2 copies each such prediction
+        that has no annotation made from it yet into an annotation with the same result,
+        ``parent_prediction`` = the prediction's id and ``completed_by`` = the token's user
+        (``last_action`` stays null in the open-source build); a task holding two predictions of
+        the version gets two annotations; it does **not** look at the task's other annotations
+        (the caller chooses the tasks). The same call again creates nothing, so retrying it is safe.
+        About 1 s for 1000 tasks, where one ``POST /api/tasks/<id>/annotations/`` per task takes
+        0.12–0.15 s each (tests/ls_wire_runs/README.md (e)).
+
+        An empty ``included`` list means *every task of the project* to Label Studio, so an empty
+        `task_ids` sends nothing and returns 0.
+
+        Raises:
+            ValueError: a task id that is not an int, or an empty `model_version`.
+            LabelStudioUnreachable: network error or 5xx/429 after `attempts` tries, or a reply
+                without the created count.
+            LabelStudioRefused: 401/403 (the token's user may not change tasks), 404 (unknown project), another 4xx.
+        """
+        if not task_ids:
+            return 0
+        if not model_version or any(type(task) is not int for task in task_ids):
+            raise ValueError("annotations_from_predictions needs a model_version and int task ids")
+        path = "/api/dm/actions"
+        params = {"id": "predictions_to_annotations", "project": str(project)}
+        body = {"selectedItems": {"all": False, "included": list(task_ids)}, "model_version": model_version}
+        response = self._call("POST", path, params=params, json=body, retry_transport=True)
+        self._check(response, f"POST {path}?id=predictions_to_annotations&project={project}", body=True)
+        try:
+            detail = response.json().get("detail")
+        except (ValueError, AttributeError):
+            detail = None
+        match = CREATED_ANNOTATIONS.match(detail) if isinstance(detail, str) else None
+        if match is None:
+            raise LabelStudioUnreachable(
+                f"Label Studio at {self.base_url} answered POST {path}?id=predictions_to_annotations without "
+                f"'Created n annotations' ({str(detail)[:100]!r})"
+            )
+        created = int(match.group(1))
+        log.info("project %s: %d annotations created from %d tasks' predictions of %s", project, created, len(task_ids), model_version)
         return created
 
     def close(self) -> None:
@@ -297,14 +355,24 @@ class LabelStudioClient:
         raise LabelStudioRefused(f"{where}")
 
 
-def _task_summary(task: dict[str, Any]) -> dict[str, Any]:
-    """``{"id", "data", "prediction_versions"}`` of a task of ``GET /api/tasks?fields=all``."""
-    predictions = task.get("predictions") or []
-    return {
+def _task_summary(task: dict[str, Any], annotations: bool = False) -> dict[str, Any]:
+    """``{"id", "data", "prediction_versions"}`` of a task of ``GET /api/tasks?fields=all``; with
+    `annotations` also ``predictions`` (version and score), ``annotations`` and ``drafts`` (counts)."""
+    predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+    summary = {
         "id": int(task["id"]),
         "data": task.get("data") if isinstance(task.get("data"), dict) else {},
-        "prediction_versions": [str(p.get("model_version")) for p in predictions if isinstance(p, dict)],
+        "prediction_versions": [str(p.get("model_version")) for p in predictions],
     }
+    if annotations:
+        summary["predictions"] = [{"model_version": str(p.get("model_version")), "score": _number(p.get("score"))} for p in predictions]
+        summary["annotations"] = len(task.get("annotations") or [])
+        summary["drafts"] = len(task.get("drafts") or [])
+    return summary
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _retry_after_seconds(value: str | None) -> float | None:

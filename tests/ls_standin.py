@@ -1,5 +1,5 @@
 """A Label Studio stand-in for tests: a real HTTP server on 127.0.0.1 that answers the token
-refresh, export, task listing and prediction import endpoints of Label Studio 1.23.
+refresh, export, task listing, prediction import and annotation endpoints of Label Studio 1.23.
 
 Behaviours: personal access token (JWT refresh → short-lived access tokens, which `expire()`
 invalidates so the next call gets 401), legacy tokens (accepted or refused), a path prefix,
@@ -21,14 +21,32 @@ tests/ls_wire_runs/, how they were made in tests/ls_wire_runs/README.md):
   number) are skipped silently; an empty result is stored; nothing is deduplicated. A body that is
   not a list: 500. An unknown project: 404 with an HTML page.
 
+Annotations follow what it answered in tests/ls_wire_runs/ 19–48 (README (e)):
+
+- tasks may hold ``annotations`` (cancelled ones too) and ``drafts``. The listing shows them with
+  ``fields=all``: full objects, but ``include=…,annotations`` gives ``[{"id"}]`` only; each task has
+  ``total_annotations`` (not cancelled) and ``cancelled_annotations``.
+- ``POST /api/tasks/<id>/annotations[/]`` → 201 with the annotation (completed_by = the token's
+  user 1 unless given; an unknown user, prediction, or ``last_action`` → 400; a result that is not
+  a list → 400; ``unique_id``: not a UUID → 500, a second time → 409; an unknown task → 404).
+  The result is not validated against the label config.
+- ``POST /api/dm/actions?id=predictions_to_annotations&project=N {"selectedItems": {"all": false,
+  "included": [...]}, "model_version": v}`` → ``200 {"detail": "Created n annotations"}``: one
+  annotation per prediction of `v` on the selected tasks that has no child annotation yet
+  (``parent_prediction`` set, ``last_action`` null), whatever other annotations the task holds.
+  An empty ``included`` list, or no ``selectedItems``, selects every task, as in Label Studio.
+
 Fault injection: `inject("import", 429, times=2, retry_after="1")` makes the next two import
-calls answer 429 (also "tasks" for the listing; any status).
+calls answer 429 (also "tasks" for the listing, "actions" for /api/dm/actions; any status).
+`fail_after_actions = n`: the next n actions store their annotations, then answer 500 "database is
+locked" (what Label Studio 1.23.2 on SQLite did to concurrent actions while recounting tasks).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 import uuid
@@ -45,6 +63,10 @@ VERSION = "1.23.2"
 NOT_FOUND_HTML = b"\n\n\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n<title>Label Studio</title></head><body>404</body></html>"
 
 WORDS = "market vote team storm chip election league rain server budget match wind cloud".split()
+USERS = {1: ("", "", "admin@example.com"), 2: ("Auto-label", "(model)", "auto-label@example.com")}  # the token's user is 1
+LAST_ACTIONS = ("prediction", "propagated_annotation", "imported", "submitted", "updated", "skipped", "accepted", "rejected",
+                "fixed_and_accepted", "deleted_review")
+TASK_ANNOTATIONS = re.compile(r"^/api/tasks/(\d+)/annotations/?$")
 
 
 def make_tasks(count: int, start_id: int = 1, empty_every: int = 0) -> list[dict[str, Any]]:
@@ -73,10 +95,16 @@ class _Project:
         self.tasks = sorted(({"id": int(t["id"]), "data": t.get("data", {})} for t in tasks), key=lambda t: t["id"])
         self.ids = {t["id"] for t in self.tasks}
         self.predictions: dict[int, list[dict[str, Any]]] = {}
+        self.annotations: dict[int, list[dict[str, Any]]] = {}
+        self.drafts: dict[int, list[dict[str, Any]]] = {}
         self.controls = choices_of(label_config) if label_config else None
         for task in tasks:
             for prediction in task.get("predictions") or []:
                 self.predictions.setdefault(int(task["id"]), []).append(dict(prediction))
+            for annotation in task.get("annotations") or []:
+                self.annotations.setdefault(int(task["id"]), []).append(dict(annotation))
+            for draft in task.get("drafts") or []:
+                self.drafts.setdefault(int(task["id"]), []).append(dict(draft))
 
 
 class LabelStudioStandIn:
@@ -95,9 +123,18 @@ class LabelStudioStandIn:
         self.mode, self.delay = "ok", 0.0
         self.requests: list[dict[str, Any]] = []
         self.projects = {int(p): _Project(t, (label_configs or {}).get(int(p))) for p, t in (tasks or {}).items()}
-        self._faults: dict[str, list[tuple[int, str | None]]] = {"import": [], "tasks": []}
+        self._faults: dict[str, list[tuple[int, str | None]]] = {"import": [], "tasks": [], "actions": []}
+        self.fail_after_actions = 0  # the next N actions store their annotations, then answer 500 "database is locked"
         self._lock = threading.Lock()
         self._prediction_ids = itertools.count(1)
+        self._annotation_ids = itertools.count(1)
+        self._unique_ids: set[str] = set()
+        for kind in ("predictions", "annotations"):  # objects given without an id get one; new ids follow the given ones
+            given = [x for project in self.projects.values() for stored in getattr(project, kind).values() for x in stored]
+            ids = itertools.count(max((int(x["id"]) for x in given if "id" in x), default=0) + 1)
+            for item in given:
+                item.setdefault("id", next(ids))
+            setattr(self, "_prediction_ids" if kind == "predictions" else "_annotation_ids", ids)
         self._access: set[str] = set()
         self._issued = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -127,7 +164,7 @@ class LabelStudioStandIn:
     # -- projects, predictions, faults -------------------------------------------------------
 
     def inject(self, endpoint: str, status: int, times: int = 1, retry_after: str | None = None) -> None:
-        """The next `times` calls of `endpoint` ("import" or "tasks") answer `status`."""
+        """The next `times` calls of `endpoint` ("import", "tasks" or "actions") answer `status`."""
         with self._lock:
             self._faults[endpoint].extend([(status, retry_after)] * times)
 
@@ -138,6 +175,8 @@ class LabelStudioStandIn:
             p.tasks = [t for t in p.tasks if t["id"] != task_id]
             p.ids.discard(task_id)
             p.predictions.pop(task_id, None)
+            p.annotations.pop(task_id, None)
+            p.drafts.pop(task_id, None)
 
     def predictions(self, project: int) -> dict[int, list[dict[str, Any]]]:
         """Task id -> its predictions (``{"id", "task", "result", "score", "model_version"}``)."""
@@ -158,6 +197,25 @@ class LabelStudioStandIn:
         with self._lock:
             counts = Counter((task, p.get("model_version")) for task, items in self.projects[project].predictions.items() for p in items)
         return {key: n for key, n in counts.items() if n > 1}
+
+    def annotate(self, project: int, task_id: int, result: list[dict[str, Any]] | None = None, was_cancelled: bool = False,
+                 user: int = 1) -> dict[str, Any]:
+        """Store an annotation as a person would (``was_cancelled``: a skip); returns it."""
+        with self._lock:
+            p = self.projects[project]
+            return self._add_annotation(p, project, task_id, {"result": result or [], "was_cancelled": was_cancelled, "completed_by": user})
+
+    def add_draft(self, project: int, task_id: int, result: list[dict[str, Any]] | None = None) -> None:
+        """A person's unsaved draft on the task."""
+        with self._lock:
+            drafts = self.projects[project].drafts.setdefault(task_id, [])
+            drafts.append({"id": len(drafts) + 1, "user": USERS[1][2], "result": result or [], "lead_time": 1.0, "task": task_id,
+                           "annotation": None, "was_postponed": False})
+
+    def annotations(self, project: int) -> dict[int, list[dict[str, Any]]]:
+        """Task id -> its annotations (full objects, cancelled ones included)."""
+        with self._lock:
+            return {task: [dict(a) for a in items] for task, items in self.projects[project].annotations.items() if items}
 
     def tasks_without(self, project: int, model_version: str) -> list[int]:
         """Ids of the tasks that hold no prediction of `model_version`."""
@@ -201,15 +259,100 @@ class LabelStudioStandIn:
             tasks = []
             for task in chunk:
                 predictions = project.predictions.get(task["id"], [])
+                annotations = project.annotations.get(task["id"], [])
+                cancelled = sum(1 for a in annotations if a.get("was_cancelled"))
                 item: dict[str, Any] = {"id": task["id"]}
                 if all_fields:
-                    item.update(predictions=[dict(p) for p in predictions], annotations=[], drafts=[])
+                    shown = [{"id": a["id"]} for a in annotations] if include is not None else [dict(a) for a in annotations]
+                    item.update(predictions=[dict(p) for p in predictions], annotations=shown,
+                                drafts=[dict(d) for d in project.drafts.get(task["id"], [])])
                 item.update(
-                    inner_id=task["id"], total_annotations=0, cancelled_annotations=0, total_predictions=len(predictions),
-                    predictions_model_versions="", data=task["data"], meta={}, is_labeled=False, overlap=1, project=project_id,
+                    inner_id=task["id"], total_annotations=len(annotations) - cancelled, cancelled_annotations=cancelled,
+                    total_predictions=len(predictions), predictions_model_versions="", data=task["data"], meta={},
+                    is_labeled=len(annotations) > cancelled, overlap=1, project=project_id,
                 )
                 tasks.append(item if include is None else {k: v for k, v in item.items() if k in include})
-        return 200, {"total_annotations": 0, "total_predictions": total_predictions, "total": total, "tasks": tasks}
+            total_annotations = sum(1 for items in project.annotations.values() for a in items if not a.get("was_cancelled"))
+        return 200, {"total_annotations": total_annotations, "total_predictions": total_predictions, "total": total, "tasks": tasks}
+
+    def _add_annotation(self, project: _Project, project_id: int, task_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """Store an annotation (the lock is held); the object Label Studio 1.23.2 answers with."""
+        first, last, email = USERS[int(body.get("completed_by") or 1)]
+        annotation = {
+            "id": next(self._annotation_ids), "result": body.get("result"),
+            "created_username": f"{first}{' ' + last if last else ''} {email}, {int(body.get('completed_by') or 1)}",
+            "created_ago": "0\u00a0minutes", "completed_by": int(body.get("completed_by") or 1),
+            "was_cancelled": bool(body.get("was_cancelled", False)), "ground_truth": bool(body.get("ground_truth", False)),
+            "created_at": "2026-12-03T10:34:36.207074Z", "updated_at": "2026-12-03T10:34:36.207201Z", "draft_created_at": None,
+            "lead_time": body.get("lead_time"), "import_id": None, "last_action": body.get("last_action"), "bulk_created": False,
+            "task": task_id, "project": project_id, "updated_by": 1, "parent_prediction": body.get("parent_prediction"),
+            "parent_annotation": None, "last_created_by": None,
+        }
+        project.annotations.setdefault(task_id, []).append(annotation)
+        return annotation
+
+    def _create_annotation(self, task_id: int, body: bytes) -> tuple[int, Any]:
+        """``POST /api/tasks/<id>/annotations/`` as Label Studio 1.23.2 answered it (captures 19–34)."""
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError:
+            return 400, _error(400, "JSON parse error")
+        with self._lock:
+            found = [(pid, p) for pid, p in self.projects.items() if task_id in p.ids]
+            if not found or not isinstance(data, dict):
+                return 404, _error(404, "No Task matches the given query.")
+            project_id, project = found[0]
+            errors: dict[str, list[str]] = {}
+            if "result" in data and not isinstance(data["result"], list):
+                errors["result"] = ['annotation "result" field in annotation must be list']
+            if data.get("last_action") is not None and data["last_action"] not in LAST_ACTIONS:
+                errors["last_action"] = [f'"{data["last_action"]}" is not a valid choice.']
+            prediction_ids = {x["id"] for p in self.projects.values() for items in p.predictions.values() for x in items}
+            if data.get("parent_prediction") is not None and data["parent_prediction"] not in prediction_ids:
+                errors["parent_prediction"] = [f'Invalid pk "{data["parent_prediction"]}" - object does not exist.']
+            if data.get("completed_by") is not None and data["completed_by"] not in USERS:
+                errors["completed_by"] = [f'Invalid pk "{data["completed_by"]}" - object does not exist.']
+            if errors:
+                return 400, _error(400, "Validation error", errors)
+            unique_id = data.get("unique_id")
+            if unique_id is not None:
+                try:
+                    unique_id = str(uuid.UUID(str(unique_id)))
+                except ValueError:
+                    return 500, _error(500, f"['\u201c{data['unique_id']}\u201d is not a valid UUID.']")
+                if unique_id in self._unique_ids:
+                    return 409, _error(409, "Annotation with this unique id already exists")
+                self._unique_ids.add(unique_id)
+            return 201, self._add_annotation(project, project_id, task_id, data)
+
+    def _action(self, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        """``POST /api/dm/actions?id=predictions_to_annotations&project=N`` (captures 39–48)."""
+        action = query.get("id", [""])[0]
+        project_id = query.get("project", ["0"])[0]
+        project = self.projects.get(int(project_id)) if project_id.isdigit() else None
+        if project is None:
+            return 404, _error(404, "No Project matches the given query.")
+        if action != "predictions_to_annotations":
+            return 500, _error(500, f"Can't find '{action}' in registered actions")
+        data = json.loads(body or b"{}")
+        selected = data.get("selectedItems", {"all": True, "excluded": []})
+        version = data.get("model_version")
+        with self._lock:
+            if selected.get("all") or not selected.get("included"):  # Label Studio: an empty selection is everything
+                ids = [t["id"] for t in project.tasks if t["id"] not in set(selected.get("excluded") or ())]
+            else:
+                ids = [t for t in selected["included"] if t in project.ids]
+            converted = {a.get("parent_prediction") for items in project.annotations.values() for a in items}
+            created = 0
+            for task_id in ids:
+                for prediction in project.predictions.get(task_id, []):
+                    if prediction["id"] in converted:
+                        continue
+                    if version is not None and prediction.get("model_version") not in (version if isinstance(version, list) else [version]):
+                        continue
+                    self._add_annotation(project, int(project_id), task_id, {"result": prediction["result"], "parent_prediction": prediction["id"]})
+                    created += 1
+        return 200, {"detail": f"Created {created} annotations"}
 
     def _import(self, project_id: int, body: bytes) -> tuple[int, Any]:
         project = self.projects.get(project_id)
@@ -268,6 +411,26 @@ class LabelStudioStandIn:
                     if not project.isdigit():
                         return self._reply(404, NOT_FOUND_HTML)
                     return self._reply(*standin._import(int(project), body))
+                local = path[len(standin.prefix):] if path.startswith(standin.prefix) else path
+                if TASK_ANNOTATIONS.match(local) or local in ("/api/dm/actions", "/api/dm/actions/"):
+                    standin.requests.append({"method": "POST", "path": self.path, "authorization": auth, "body": body.decode()})
+                    if standin.mode == "slow":
+                        time.sleep(standin.delay)
+                    if standin.mode == "error":
+                        return self._reply(500, _error(500, "Internal Server Error"))
+                    if not standin._allowed(auth):
+                        return self._reply(401, _error(401, "Authentication credentials were not provided."))
+                    if local.startswith("/api/dm/"):
+                        fault = standin._fault("actions")
+                        if fault:
+                            return self._reply(fault[0], _error(fault[0], "injected fault"), retry_after=fault[1])
+                        answer = standin._action(parse_qs(self.path.partition("?")[2]), body)
+                        with standin._lock:
+                            failed, standin.fail_after_actions = standin.fail_after_actions > 0, max(0, standin.fail_after_actions - 1)
+                        if failed:  # Label Studio 1.23.2 on SQLite, concurrent actions: stored, then failed recounting
+                            return self._reply(500, _error(500, "database is locked"))
+                        return self._reply(*answer)
+                    return self._reply(*standin._create_annotation(int(TASK_ANNOTATIONS.match(local).group(1)), body))
                 standin.requests.append({"method": "POST", "path": self.path, "body": body.decode()})
                 if self.path != f"{standin.prefix}/api/token/refresh/":
                     return self._reply(404, {"detail": "Not found."})

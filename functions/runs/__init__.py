@@ -10,6 +10,8 @@ the plan and chunk messages from an SQS queue.
 - `records`: run and chunk records, counts summed from chunk records;
 - `planning`: start a run, plan it;
 - `chunks`: do one chunk, idempotently;
+- `auto_label`: runs started with ``{"auto_label": true}``: thresholds from the signed manifest,
+  which tasks get an annotation made from their prediction;
 - `worker`: the predict queues and the message handler shared by the local worker and Lambda.
 """
 

@@ -13,11 +13,21 @@ Predictions come from the compact model (`functions.serving.predict_tasks`, NumP
 run's version, loaded and verified once per process. Tasks without text for any control are
 skipped and counted (``skipped.no_text``). Label Studio's ``created`` is checked against what was
 sent: a shortfall counts as failed tasks, with a reason.
+
+A run started with ``auto_label`` (and thresholds: `functions.runs.auto_label`) reads its page
+with each task's annotations, drafts and prediction scores, imports the predictions as above,
+then turns the predictions of the chosen tasks into annotations with one Label Studio call
+(`LabelStudioClient.annotations_from_predictions`). Tasks that hold the version's prediction
+already are considered too. Redelivery creates no duplicate: a chunk whose record exists does
+nothing; one that died after annotating finds those tasks annotated when it runs again (and
+Label Studio never makes a second annotation from the same prediction). A refusal of that call
+is recorded in the chunk (``auto_label_reason``), its predictions still count.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -25,6 +35,7 @@ from functions.errors import PreconditionFailed
 from functions.jobs import age_seconds, now
 from functions.label_config import parse_label_config
 from functions.label_studio import LabelStudioRefused
+from functions.runs import auto_label
 from functions.runs.planning import RunMessage
 from functions.keys import chunk_key, claim_key
 from functions.runs.records import FINISHED, Run, empty_counts, fail_run, load_run
@@ -35,6 +46,9 @@ from functions.store import ObjectStore
 log = logging.getLogger(__name__)
 
 CLAIM_SECONDS = 900.0  # > the predict function's timeout: an older claim belongs to a dead worker
+# One annotation call at a time per process: Label Studio on SQLite failed two of four concurrent
+# ones ("database is locked" while recounting, after storing the annotations; tests/ls_wire_runs/README.md (e)).
+ANNOTATING = threading.Lock()
 
 
 class ChunkBusy(Exception):
@@ -107,7 +121,11 @@ def _predict_and_import(
 ) -> dict[str, Any]:
     counts = empty_counts() | {"page": page, "tasks": 0, "reason": None}
     del counts["chunks_done"]
-    tasks = client.task_page(run.project, page, run.chunk_tasks).tasks
+    annotate = run.auto_label and bool(run.auto_label_thresholds)
+    if annotate:
+        tasks = client.task_page(run.project, page, run.chunk_tasks, annotations=True).tasks
+    else:
+        tasks = client.task_page(run.project, page, run.chunk_tasks).tasks
     counts["tasks"] = len(tasks)
     version = run.model_version or ""
     fresh = [task for task in tasks if version not in (task.get("prediction_versions") or ())]
@@ -134,6 +152,44 @@ def _predict_and_import(
         counts["reason"] = (f"Label Studio created {created} of the {len(items)} predictions sent (it skips items it "
                             "finds invalid, e.g. a task deleted meanwhile)")
     counts["tasks_done"] = len(tasks)
+    if annotate:
+        sent = {int(item["task"]): float(item["score"]) for item in items}
+        if created < len(items):  # which predictions Label Studio skipped is unknown: read the page again
+            tasks, sent = client.task_page(run.project, page, run.chunk_tasks, annotations=True).tasks, {}
+        counts |= _auto_label(client, run, page, tasks, sent)
+    return counts
+
+
+def _auto_label(client: Any, run: Run, page: int, tasks: list[dict[str, Any]], sent: dict[int, float]) -> dict[str, Any]:
+    """Annotate the chosen tasks of the page (`functions.runs.auto_label.select`); the chunk's
+    auto-label counts. When Label Studio reports fewer annotations than tasks chosen (e.g. a
+    retried call whose first attempt stored them and then failed: the retry creates nothing),
+    the page is read again and the chosen tasks that now hold an annotation are counted.
+    Raises LabelStudioUnreachable (the chunk is retried)."""
+    version = run.model_version or ""
+    bar = max((run.auto_label_thresholds or {}).values())
+    chosen = auto_label.select(tasks, version, bar, sent)
+    counts: dict[str, Any] = {
+        "annotations_created": 0, "auto_label_skipped_annotated": chosen.annotated,
+        "auto_label_skipped_below_threshold": chosen.below_threshold, "auto_label_skipped_no_prediction": chosen.no_prediction,
+        "auto_label_reason": None,
+    }
+    if not chosen.tasks:
+        return counts
+    try:
+        with ANNOTATING:
+            created = int(client.annotations_from_predictions(run.project, chosen.tasks, version))
+    except LabelStudioRefused as error:
+        counts["auto_label_reason"] = f"no annotation created for {len(chosen.tasks)} task(s): {error}"
+        log.warning("prediction run %s: %s", run.run_id, counts["auto_label_reason"])
+        return counts
+    if created < len(chosen.tasks):
+        now = client.task_page(run.project, page, run.chunk_tasks, annotations=True).tasks
+        created = max(created, len(set(chosen.tasks) & {int(t["id"]) for t in now if t.get("annotations")}))
+    counts["annotations_created"] = created
+    if created != len(chosen.tasks):
+        counts["auto_label_reason"] = (f"Label Studio created {created} annotation(s) for the {len(chosen.tasks)} task(s) chosen "
+                                       "(a prediction deleted, or annotated, meanwhile?)")
     return counts
 
 

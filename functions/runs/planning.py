@@ -70,6 +70,7 @@ def start_run(
     label_config: str | None = None,
     label_config_source: str | None = None,
     only_missing: bool = True,
+    auto_label: bool = False,
     source: str = FROM_API,
     job_id: str | None = None,
     worker: str | None = None,
@@ -80,9 +81,13 @@ def start_run(
     A run that cannot start (no Label Studio credentials, a project Label Studio may not be read
     for, no serving version, no label config) is recorded ``failed`` with the reason, and no
     message is sent. Raises QueueUnavailable / StoreUnavailable (the run is then recorded failed
-    when the store allows)."""
+    when the store allows).
+
+    With `auto_label`, the thresholds of the version's signed manifest are recorded in the run
+    (`functions.runs.auto_label.read_thresholds`); a version without them runs as a plain
+    prediction run, its record saying why it creates no annotation."""
     run = Run(run_id=new_job_id(), project=project, source=source, job_id=job_id, only_missing=only_missing,
-              chunk_tasks=settings.predict_chunk_tasks, model_version=model_version, worker=worker)
+              chunk_tasks=settings.predict_chunk_tasks, model_version=model_version, worker=worker, auto_label=auto_label)
     reason = _refusal(store, settings, project, model_version)
     if reason is None:
         try:
@@ -91,6 +96,11 @@ def start_run(
             )
         except BackendError as error:
             reason = f"no label config to predict with: {error}"
+    if reason is None and auto_label:
+        from functions.runs.auto_label import read_thresholds
+
+        chosen = read_thresholds(store, settings, project, model_version or "", run.label_config, signer)
+        run.auto_label_thresholds, run.auto_label_reason = chosen.thresholds, chosen.reason
     if reason is not None:
         run.state, run.reason, run.finished_at = RunState.FAILED, reason, now()
         save_run(store, run, if_none_match=True)

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 
 RECENT_RUNS = 20  # run records a listing reads at most (the newest)
 COUNTS = ("tasks_done", "predictions_created", "tasks_skipped", "tasks_failed")
+# Runs started with auto_label (`functions.runs.auto_label`): annotations made, tasks not auto-labelled and why.
+AUTO_LABEL_COUNTS = ("annotations_created", "auto_label_skipped_annotated", "auto_label_skipped_below_threshold",
+                     "auto_label_skipped_no_prediction")
 SKIP_REASONS = ("no_text", "already_predicted")
 
 
@@ -69,6 +72,9 @@ class Run(BaseModel):
         planned: every chunk message was sent.
         worker: the local worker that runs it (``local:<host>:<pid>:<token>``), if any.
         counts: the final counts, once finished (`aggregate` otherwise).
+        auto_label: started with ``{"auto_label": true}``: also annotate confident predictions.
+        auto_label_thresholds: ``{control: threshold}`` from the version's signed manifest, or None
+            when the version cannot auto-label (`auto_label_reason` says why).
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -93,6 +99,9 @@ class Run(BaseModel):
     finished_at: str | None = None
     reason: str | None = None
     counts: dict[str, Any] | None = None
+    auto_label: bool = False
+    auto_label_thresholds: dict[str, float] | None = None
+    auto_label_reason: str | None = None
     _etag: str | None = PrivateAttr(default=None)
 
     def model_post_init(self, __context: Any) -> None:
@@ -177,7 +186,7 @@ def fail_run(store: ObjectStore, project: str, run_id: str, reason: str) -> Run:
 
 
 def empty_counts() -> dict[str, Any]:
-    return {name: 0 for name in COUNTS} | {"skipped": {reason: 0 for reason in SKIP_REASONS}, "chunks_done": 0}
+    return {name: 0 for name in COUNTS + AUTO_LABEL_COUNTS} | {"skipped": {reason: 0 for reason in SKIP_REASONS}, "chunks_done": 0}
 
 
 def read_chunks(store: ObjectStore, project: str, run_id: str) -> list[dict[str, Any]]:
@@ -198,17 +207,21 @@ def aggregate(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's counts: sums over its chunk records, and the first chunk failure reasons."""
     counts = empty_counts()
     reasons: list[str] = []
+    auto_label_reasons: list[str] = []
     for chunk in chunks:
         counts["chunks_done"] += 1
-        for name in COUNTS:
+        for name in COUNTS + AUTO_LABEL_COUNTS:
             value = chunk.get(name)
-            counts[name] += value if isinstance(value, int) else 0
+            counts[name] += value if isinstance(value, int) and not isinstance(value, bool) else 0
         for reason, value in (chunk.get("skipped") or {}).items():
             if reason in counts["skipped"] and isinstance(value, int):
                 counts["skipped"][reason] += value
         if chunk.get("reason") and len(reasons) < 3:
             reasons.append(f"page {chunk.get('page')}: {chunk['reason']}")
+        if chunk.get("auto_label_reason") and len(auto_label_reasons) < 3:
+            auto_label_reasons.append(f"page {chunk.get('page')}: {chunk['auto_label_reason']}")
     counts["chunk_reasons"] = reasons
+    counts["auto_label_reasons"] = auto_label_reasons
     return counts
 
 
@@ -251,7 +264,18 @@ def status(store: ObjectStore, run: Run, worker_alive: Any = None) -> dict[str, 
         "finished_at": run.finished_at,
         "status_url": f"/projects/{run.project}/prediction-runs/{run.run_id}",
     }
-    return reply | {name: counts[name] for name in COUNTS} | {"skipped": counts["skipped"], "chunks_done": counts["chunks_done"]}
+    reply |= {name: counts.get(name, 0) for name in COUNTS + AUTO_LABEL_COUNTS}
+    reply["auto_label"] = auto_label_status(run, counts)
+    return reply | {"skipped": counts["skipped"], "chunks_done": counts["chunks_done"]}
+
+
+def auto_label_status(run: Run, counts: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """What the run reply says about auto-labelling: None for a run started without it, else
+    ``{"thresholds": {control: threshold} | None, "reason": why not | None, "errors": [first chunk problems]}``."""
+    if not run.auto_label:
+        return None
+    return {"thresholds": run.auto_label_thresholds, "reason": run.auto_label_reason,
+            "errors": list((counts or {}).get("auto_label_reasons") or [])}
 
 
 def finish(store: ObjectStore, project: str, run_id: str, counts: dict[str, Any]) -> Run:

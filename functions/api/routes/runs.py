@@ -32,6 +32,7 @@ class RunRequest(BaseModel):
 
     only_missing: bool = True
     label_config: str | None = None
+    auto_label: bool = False
 
 
 def predict_queue(services: Services) -> runs.PredictQueue:
@@ -43,20 +44,29 @@ def predict_queue(services: Services) -> runs.PredictQueue:
 
 @router.post("/projects/{project}/prediction-runs", status_code=status.HTTP_202_ACCEPTED)
 async def start(project: str, request: Request, services: ServicesDep) -> JSONResponse:
-    """Start a run with the project's serving version: ``202 {"run", "status_url", "state"}``.
-    Body (optional): ``{"only_missing": true, "label_config": "<View>…"}``. A run that cannot
-    start (no Label Studio credentials, no serving version…) is recorded failed with the reason."""
+    """Start a run with the project's serving version: ``202 {"run", "status_url", "state",
+    "model_version"[, "reason"][, "auto_label"]}``. Body (optional): ``{"only_missing": true,
+    "label_config": "<View>…", "auto_label": false}``. With ``"auto_label": true`` the run also
+    annotates the tasks nobody touched whose prediction reaches the version's auto-label
+    thresholds; the reply's ``auto_label`` shows ``{"thresholds": {control: threshold}, "reason"}``
+    (`functions.runs.auto_label`). A run that cannot start (no Label Studio credentials, no
+    serving version…) is recorded failed with the reason."""
     project = checked_project_id(project)
     raw = await request.body()
     try:
         body = RunRequest.model_validate_json(raw) if raw.strip() else RunRequest()
     except ValidationError as error:
-        raise InvalidRequest(f"expected {{\"only_missing\": true|false, \"label_config\": \"…\"}}: {describe(error.errors())}") from error
+        raise InvalidRequest(f"expected {{\"only_missing\": true|false, \"label_config\": \"…\", \"auto_label\": true|false}}: "
+                             f"{describe(error.errors())}") from error
     run = await run_in_threadpool(_start, services, project, body)
     reply: dict[str, Any] = {"run": run.run_id, "status_url": f"/projects/{project}/prediction-runs/{run.run_id}",
                              "state": run.state.value, "model_version": run.model_version}
     if run.reason:
         reply["reason"] = run.reason
+    if run.auto_label:
+        from functions.runs.records import auto_label_status
+
+        reply["auto_label"] = auto_label_status(run)
     return JSONResponse(reply, status_code=status.HTTP_202_ACCEPTED)
 
 
@@ -67,7 +77,7 @@ def _start(services: Services, project: str, body: RunRequest) -> runs.Run:
     version = services.cache.resolve(project)
     return runs.start_run(
         services.store, services.settings, project, queue.send, model_version=version, label_config=body.label_config,
-        only_missing=body.only_missing, source=runs.FROM_API, worker=queue.worker_id, signer=services.cache.signer,
+        only_missing=body.only_missing, auto_label=body.auto_label, source=runs.FROM_API, worker=queue.worker_id, signer=services.cache.signer,
     )
 
 
@@ -84,7 +94,9 @@ def list_project_runs(project: str, services: ServicesDep) -> dict:
 @router.get("/projects/{project}/prediction-runs/{run_id}")
 def run_status(project: str, run_id: str, services: ServicesDep) -> dict:
     """One run: state (queued, running, succeeded, failed), model_version, tasks_total,
-    tasks_done, predictions_created, tasks_skipped (and why), tasks_failed, reason."""
+    tasks_done, predictions_created, tasks_skipped (and why), tasks_failed, reason; for an
+    auto_label run also annotations_created, auto_label_skipped_{annotated,below_threshold,
+    no_prediction} and ``auto_label: {"thresholds", "reason", "errors"}``."""
     from functions import runs
 
     project, run_id = checked_project_id(project), checked_job_id(run_id)
