@@ -3,7 +3,7 @@ apply, and which tasks of a page get an annotation made from the run's predictio
 
 Thresholds come only from the version's **signed** manifest
 (``report.controls.<control>.auto_label.threshold``, written at training time: the lowest score
-whose out-of-fold predictions reach the target accuracy; /tmp/issue10/CONTRACT.md), read with
+whose out-of-fold predictions reach the target accuracy; `functions.model.auto_label`), read with
 `functions.versions.verified_manifest`, never from ``report.json``. Every control the run
 predicts must have one; otherwise the run imports predictions as usual, creates no annotation
 and says why (``auto_label_reason``).
