@@ -51,10 +51,10 @@ def new_job_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
-def checked_job_id(value: str) -> str:
-    """`value` if it has the shape of a job id, else NotFound (a malformed id names no job)."""
+def checked_job_id(value: str, what: str = "training job") -> str:
+    """`value` if it has the shape of a job (or run: `what`) id, else NotFound (a malformed id names none)."""
     if not _JOB_ID.fullmatch(value):
-        raise NotFound(f"no training job {preview(value)}: job ids are 32 hex digits")
+        raise NotFound(f"no {what} {preview(value)}: {what} ids are 32 hex digits")
     return value
 
 

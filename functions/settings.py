@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -167,6 +167,13 @@ class Settings(BaseSettings):
         5, ge=0, le=20, description="Folds of the out-of-fold predictions that give quality, calibration, auto-label thresholds "
         "and suspects at every training (0 turns all four off; 1 is not allowed).",
     )
+
+    @field_validator("cross_validation_folds")
+    @classmethod
+    def _folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("1 fold cannot predict anything out of fold: use 0 (off) or 2-20")
+        return value
     calibrate_scores: bool = Field(
         True, description="Serve calibrated probabilities as score (Platt scaling fitted on the out-of-fold predictions)."
     )

@@ -45,7 +45,7 @@ if TYPE_CHECKING:  # NumPy is imported by the first load, not by /health and /se
 
 log = logging.getLogger(__name__)
 
-_VERSION = re.compile(r"^p(\d+)-v(\d+)$")
+_VERSION = re.compile(r"^p(\d{1,20})-v(\d{1,20})$")  # bounded: int() refuses 4,300+ digits
 MODEL, SERVING_MODEL, LABELS, MANIFEST = "model.pkl", "model.npz", "labels.json", "manifest.json"
 SIGNATURE, REPORT, CHARTS = "signature.json", "report.json", "charts.json"
 COMPLETE = frozenset({MANIFEST, MODEL, SERVING_MODEL, LABELS, SIGNATURE})  # signature.json is written last

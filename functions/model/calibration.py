@@ -109,7 +109,10 @@ def _rescale_top(probabilities: np.ndarray, slope: float, intercept: float) -> n
     rest = 1.0 - top
     with np.errstate(invalid="ignore", divide="ignore"):
         floor = np.where(rest + second > 0, second / (rest + second), 1.0 / k)  # the top stays the arg-max
-    calibrated = np.maximum(calibrated, floor + 1e-12)  # strictly above: a tie would let arg-max pick another label
+    # Strictly above the floor (a tie would let arg-max pick another label). The floor is rounded
+    # first, so that rows whose floors differ only by rounding noise (every 2-label row: 1/2) get
+    # the very same score, never two that a threshold could tell apart.
+    calibrated = np.maximum(calibrated, np.round(floor, 12) + 1e-12)
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = np.where(rest > 0, (1.0 - calibrated) / rest, 0.0)
     result = probabilities * scale[:, None]

@@ -49,32 +49,51 @@ def validate(
         )
         return None, {"quality": {"validated_on": 0, "note": note}, "auto_label": choose_threshold(np.zeros(0), np.zeros(0, bool), options.target) | {"note": note}}
     raw = oof.probabilities
-    if multiple:
-        calibration = fit_per_label(raw, oof.truth) if options.calibrate else None
-        served = calibration.apply(raw) if calibration else raw
-        chosen, scores = _chosen(served, options.multilabel_threshold)
-        correct = (chosen == oof.truth).all(axis=1)
-        metrics = multiple_choice_metrics(chosen, oof.truth)
-        present = oof.truth.ravel().astype(bool)
-        before, after = reliability(raw.ravel(), present), reliability(served.ravel(), present)
-    else:
-        calibration = fit_top_label(raw, oof.truth) if options.calibrate else None
-        served = calibration.apply(raw) if calibration else raw
-        scores, correct = served.max(axis=1), served.argmax(axis=1) == oof.truth
-        metrics = single_choice_metrics(raw, oof.truth, list(classes))  # calibration never changes the arg-max
-        before, after = reliability(raw.max(axis=1), correct), reliability(scores, correct)
+    fitted = None
+    if options.calibrate:
+        fitted = fit_per_label(raw, oof.truth) if multiple else fit_top_label(raw, oof.truth)
+    outcome = _served(raw, oof.truth, multiple, fitted, options.multilabel_threshold)
+    kept_note = None
+    if fitted is not None and outcome["after"][0] > outcome["before"][0]:  # small data: the fit made it worse
+        kept_note = "calibration fitted but not served: it did not lower the calibration error of the validation predictions"
+        fitted, outcome = None, _served(raw, oof.truth, multiple, None, options.multilabel_threshold)
+    metrics = (
+        multiple_choice_metrics(outcome["chosen"], oof.truth)
+        if multiple
+        else single_choice_metrics(raw, oof.truth, list(classes))  # calibration never changes the arg-max
+    )
+    calibration_report = {
+        "method": fitted.kind + "_platt" if fitted else None,
+        "ece_before": outcome["before"][0], "ece": outcome["after"][0], "bins": BINS,
+        "measured_on": "the out-of-fold predictions the calibration was fitted on (two parameters per output)",
+        "reliability_before": outcome["before"][1], "reliability": outcome["after"][1],
+    }
+    if kept_note:
+        calibration_report["note"] = kept_note
     quality = {
         "method": f"{oof.folds}-fold cross-validation: out-of-fold predictions of every annotated example",
         "validated_on": len(raw),
         "folds": oof.folds,
         **metrics,
-        "calibration": {
-            "method": calibration.kind + "_platt" if calibration else None,
-            "ece_before": before[0], "ece": after[0], "bins": BINS,
-            "reliability_before": before[1], "reliability": after[1],
-        },
+        "calibration": calibration_report,
     }
-    return calibration, {"quality": quality, "auto_label": choose_threshold(scores, correct, options.target)}
+    return fitted, {"quality": quality, "auto_label": choose_threshold(outcome["scores"], outcome["correct"], options.target)}
+
+
+def _served(
+    raw: np.ndarray, truth: np.ndarray, multiple: bool, calibration: Calibration | None, threshold: float
+) -> dict[str, Any]:
+    """What serving with `calibration` gives on the out-of-fold predictions: scores, which are
+    right, the chosen labels (multiple choice) and the reliability (ECE, bins) before and after."""
+    served = calibration.apply(raw) if calibration else raw
+    if multiple:
+        chosen, scores = _chosen(served, threshold)
+        present = truth.ravel().astype(bool)
+        return {"chosen": chosen, "scores": scores, "correct": (chosen == truth).all(axis=1),
+                "before": reliability(raw.ravel(), present), "after": reliability(served.ravel(), present)}
+    correct = served.argmax(axis=1) == truth
+    return {"chosen": None, "scores": served.max(axis=1), "correct": correct,
+            "before": reliability(raw.max(axis=1), correct), "after": reliability(served.max(axis=1), correct)}
 
 
 def suspect_entries(

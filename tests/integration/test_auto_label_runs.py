@@ -298,8 +298,11 @@ def test_annotations_stored_by_a_call_that_then_failed_are_counted_once(backend)
 
 
 def test_the_request_body_is_checked(backend):
-    reply = backend.http.post(f"/projects/{PROJECT}/prediction-runs", json={"auto_label": "sometimes"})
-    assert reply.status_code == 422 and "auto_label" in reply.text
+    for loose in ("sometimes", "yes", 1, "true"):  # it writes annotations: only a JSON true turns it on
+        reply = backend.http.post(f"/projects/{PROJECT}/prediction-runs", json={"auto_label": loose})
+        assert reply.status_code == 422 and "auto_label" in reply.text, loose
+    reply = backend.http.get(f"/projects/{PROJECT}/prediction-runs/not-a-run")
+    assert reply.status_code == 404 and reply.json()["detail"].startswith("no prediction run 'not-a-run'")
 
 
 # -- the rules, without Label Studio ------------------------------------------------------------

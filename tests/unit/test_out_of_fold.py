@@ -73,7 +73,9 @@ def test_multiple_choice_validation_uses_exact_match_and_per_label_calibration()
     classifier, oof = fit_with_out_of_fold(texts, targets, True, ModelParams(), 5)
     assert oof.truth.shape == (120, 4) and classifier.classes == ["Fruit", "Sea", "Shiny", "Space"]
     calibration, report = validate(oof, classifier.classes, True, ValidationOptions())
-    assert calibration.kind == "per_label" and len(calibration.slope) == 4
+    served = report["quality"]["calibration"]
+    assert served["ece"] <= served["ece_before"]  # served only if it helps; here the raw scores were already good
+    assert (calibration is None) == (served["method"] is None) and (calibration is None or calibration.kind == "per_label")
     assert set(report["quality"]) >= {"micro_f1", "macro_f1", "exact_match"} and "confusion" not in report["quality"]
     assert report["quality"]["micro_f1"] > 0.8
 
@@ -93,3 +95,19 @@ def test_multiple_choice_suspects_name_the_labels():
     assert entries["suspects_found"] >= 1 and len(entries["suspects"]) <= 3
     first = next(s for s in entries["suspects"] if s["task"] == 4)
     assert first["given"] == ["Shiny", "Space"] and first["suggested"] == ["Space"] and first["text"] == texts[4]
+
+
+def test_a_calibration_that_does_not_lower_the_error_is_not_served(monkeypatch):
+    import functions.model.validation as validation
+    from functions.model.calibration import Calibration
+
+    classifier, oof = fit_with_out_of_fold(TEXTS, TARGETS, False, ModelParams(), 5)
+    flattening = Calibration("top_label", np.array([0.05]), np.array([0.0]))  # squeezes every score towards 1/2
+    monkeypatch.setattr(validation, "fit_top_label", lambda probabilities, truth: flattening)
+    calibration, report = validate(oof, classifier.classes, False, ValidationOptions())
+    served = report["quality"]["calibration"]
+    assert calibration is None and served["method"] is None and "not served" in served["note"]
+    assert served["ece"] == served["ece_before"]
+    monkeypatch.undo()
+    calibration, report = validate(oof, classifier.classes, False, ValidationOptions())
+    assert calibration is not None and "note" not in report["quality"]["calibration"]

@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from functions.settings import Settings
 from tests.conftest import ROOT
 
@@ -18,3 +20,11 @@ def test_the_readme_documents_every_setting():
     readme = (ROOT / "README.md").read_text()
     documented = set(re.findall(r"^\| `([A-Z0-9_]+)` \|", readme, flags=re.M))
     assert documented == {name.upper() for name in Settings.model_fields}
+
+
+def test_one_fold_is_refused_at_start():
+    import pydantic
+
+    with pytest.raises(pydantic.ValidationError, match="use 0 \\(off\\) or 2-20"):
+        Settings(_env_file=None, cross_validation_folds=1)
+    assert Settings(_env_file=None, cross_validation_folds=0).cross_validation_folds == 0

@@ -108,3 +108,7 @@ def test_an_older_versions_report_json_shows_but_never_overrides_a_signed_report
     assert manifest["report"] == {"n": 9} and manifest["charts_sha256"]
     assert store.get_json(keys.version_object("5", "p5-v2", "charts.json")) == {"topic": {}}
 
+
+
+def test_a_version_name_with_thousands_of_digits_is_not_a_version():
+    assert versions.version_number("p6-v" + "1" * 5000) is None and versions.version_number("p6-v12") == 12

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Request, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 from starlette.responses import JSONResponse
 
 from functions.api.errors import describe
@@ -30,9 +30,9 @@ class RunRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    only_missing: bool = True
+    only_missing: StrictBool = True
     label_config: str | None = None
-    auto_label: bool = False
+    auto_label: StrictBool = False  # strict: it writes annotations, so "yes" or 1 is refused, not guessed
 
 
 def predict_queue(services: Services) -> runs.PredictQueue:
@@ -99,5 +99,5 @@ def run_status(project: str, run_id: str, services: ServicesDep) -> dict:
     no_prediction} and ``auto_label: {"thresholds", "reason", "errors"}``."""
     from functions import runs
 
-    project, run_id = checked_project_id(project), checked_job_id(run_id)
+    project, run_id = checked_project_id(project), checked_job_id(run_id, "prediction run")
     return runs.status(services.store, runs.load_run(services.store, project, run_id), predict_queue(services).worker_alive)
