@@ -1,6 +1,8 @@
 """Who may call the API, checked before a request's body is read (a plain ASGI middleware).
 
-- ``GET /health`` is public: Label Studio checks it before anything else.
+- ``GET /health`` is public: Label Studio checks it before anything else. Not with a ``deep``
+  query parameter (``/health?deep=1``, any value): that one reads the store and the queues
+  (AWS calls, errors naming buckets and queues), so it needs credentials like the rest.
 - Every other endpoint needs HTTP Basic credentials (the only auth a Label Studio 1.23 ML
   backend connection can send). ``/webhook`` also accepts the webhook secret instead, in the
   header ``X-Webhook-Secret`` or as the URL's last segment (``/webhook/<secret>``): Label
@@ -20,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from urllib.parse import parse_qsl
 
 from anyio import to_thread
 from starlette.datastructures import Headers
@@ -89,7 +92,7 @@ class Gatekeeper:
         if self.allowed_hosts and host not in self.allowed_hosts:
             raise Refused(400, f"this backend does not answer for host {host[:100]!r}: add it to ALLOWED_HOSTS")
         path = scope.get("path", "")
-        if path in PUBLIC_PATHS:
+        if path in PUBLIC_PATHS and not _asks_deep(scope):
             return
         if int(headers.get("content-length") or 0) > self.max_body_bytes:
             raise Refused(413, self.too_large)
@@ -126,6 +129,13 @@ class Gatekeeper:
         """ALLOW_UNAUTHENTICATED, or a `make dev` (not Lambda) listening on loopback only."""
         local = self.settings.aws_lambda_function_name is None and self.settings.host in LOOPBACK_HOSTS
         return self.settings.allow_unauthenticated or local
+
+
+def _asks_deep(scope: Scope) -> bool:
+    """True if the query string has a ``deep`` parameter, whatever its value (decoded as the app
+    decodes it, so ``de%65p=1`` counts too)."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    return any(name == "deep" for name, _ in parse_qsl(query, keep_blank_values=True))
 
 
 def _is_webhook(path: str) -> bool:
