@@ -391,6 +391,23 @@ class LabelStudioStandIn:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def _refused(self, auth: str, fault_kind: str | None) -> bool:
+                """Answer for the stand-in's modes (slow, error), a bad token or an injected
+                `fault_kind` fault, as a POST of Label Studio would; True when it answered."""
+                if standin.mode == "slow":
+                    time.sleep(standin.delay)
+                if standin.mode == "error":
+                    self._reply(500, _error(500, "Internal Server Error"))
+                    return True
+                if not standin._allowed(auth):
+                    self._reply(401, _error(401, "Authentication credentials were not provided."))
+                    return True
+                fault = standin._fault(fault_kind) if fault_kind else None
+                if fault:
+                    self._reply(fault[0], _error(fault[0], "injected fault"), retry_after=fault[1])
+                    return True
+                return False
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 auth = self.headers.get("Authorization", "")
@@ -398,15 +415,8 @@ class LabelStudioStandIn:
                 projects = f"{standin.prefix}/api/projects/"
                 if path.startswith(projects) and path.endswith("/import/predictions"):
                     standin.requests.append({"method": "POST", "path": self.path, "authorization": auth, "bytes": len(body)})
-                    if standin.mode == "slow":
-                        time.sleep(standin.delay)
-                    if standin.mode == "error":
-                        return self._reply(500, _error(500, "Internal Server Error"))
-                    if not standin._allowed(auth):
-                        return self._reply(401, _error(401, "Authentication credentials were not provided."))
-                    fault = standin._fault("import")
-                    if fault:
-                        return self._reply(fault[0], _error(fault[0], "injected fault"), retry_after=fault[1])
+                    if self._refused(auth, "import"):
+                        return None
                     project = path[len(projects) : -len("/import/predictions")]
                     if not project.isdigit():
                         return self._reply(404, NOT_FOUND_HTML)
@@ -414,16 +424,9 @@ class LabelStudioStandIn:
                 local = path[len(standin.prefix):] if path.startswith(standin.prefix) else path
                 if TASK_ANNOTATIONS.match(local) or local in ("/api/dm/actions", "/api/dm/actions/"):
                     standin.requests.append({"method": "POST", "path": self.path, "authorization": auth, "body": body.decode()})
-                    if standin.mode == "slow":
-                        time.sleep(standin.delay)
-                    if standin.mode == "error":
-                        return self._reply(500, _error(500, "Internal Server Error"))
-                    if not standin._allowed(auth):
-                        return self._reply(401, _error(401, "Authentication credentials were not provided."))
+                    if self._refused(auth, "actions" if local.startswith("/api/dm/") else None):
+                        return None
                     if local.startswith("/api/dm/"):
-                        fault = standin._fault("actions")
-                        if fault:
-                            return self._reply(fault[0], _error(fault[0], "injected fault"), retry_after=fault[1])
                         answer = standin._action(parse_qs(self.path.partition("?")[2]), body)
                         with standin._lock:
                             failed, standin.fail_after_actions = standin.fail_after_actions > 0, max(0, standin.fail_after_actions - 1)
