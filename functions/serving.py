@@ -77,27 +77,36 @@ class ModelCache:
         """The project's pointer (`versions.Pointer`, None, or `CORRUPT`), read from the store
         at most every POINTER_TTL_SECONDS. When the store fails and a pointer is cached, the
         cached one is kept (and trusted for another TTL); otherwise the error propagates."""
-        now = time.monotonic()
+        started = time.monotonic()
         cached = self._pointers.get(project)
-        if cached and now - cached[0] < self.settings.pointer_ttl_seconds:
+        if cached and started - cached[0] < self.settings.pointer_ttl_seconds:
             return cached[1]
-        with self._lock:
-            future = self._refreshing.get(project)
-            if future is not None and cached is not None:  # another request is waiting for the store already
-                return cached[1]
-            if future is None:
-                future = self._refreshing[project] = self._pool.submit(self._refresh_pointer, project)
-        try:
-            return future.result(timeout=REFRESH_WAIT if cached else FIRST_READ_WAIT)
-        except FutureTimeout:
-            if cached is None:
-                raise StoreUnavailable(f"model store: no answer within {FIRST_READ_WAIT:g} s (reading the pointer of project {project})") from None
-            log.warning("project %s: the store is slow to answer; serving the cached pointer", project)
-        except TRANSIENT as error:
-            if cached is None:
-                raise
-            log.warning("project %s: %s; serving the cached pointer", project, error)
-        return cached[1]
+        deadline = started + (REFRESH_WAIT if cached else FIRST_READ_WAIT)
+        retried = False
+        while True:
+            with self._lock:
+                future = self._refreshing.get(project)
+                if future is not None and cached is not None:  # another request is waiting for the store already
+                    return cached[1]
+                joined = future is not None
+                if future is None:
+                    future = self._refreshing[project] = self._pool.submit(self._refresh_pointer, project)
+            try:
+                return future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                if cached is None:
+                    raise StoreUnavailable(f"model store: no answer within {FIRST_READ_WAIT:g} s (reading the pointer of project {project})") from None
+                log.warning("project %s: the store is slow to answer; serving the cached pointer", project)
+            except TRANSIENT as error:
+                # A read started before this request (e.g. while the store hung) may fail just as
+                # the store recovers: read once more ourselves while the budget lasts.
+                if joined and not retried and cached is None and time.monotonic() < deadline:
+                    retried = True
+                    continue
+                if cached is None:
+                    raise
+                log.warning("project %s: %s; serving the cached pointer", project, error)
+            return cached[1]
 
     def _refresh_pointer(self, project: str) -> Any:
         """Read the pointer and cache it; on a store failure keep the cached one for a TTL and re-raise."""

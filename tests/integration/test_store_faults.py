@@ -235,6 +235,27 @@ def test_a_hung_store_delays_setup_by_at_most_the_refresh_wait(store, fitted, se
     store.hang = 0.0
 
 
+def test_a_request_that_joins_a_read_failing_as_the_store_recovers_reads_again(store, fitted, settings):
+    """The read a first request started while the store hung fails as the store recovers; a second
+    request that joined it reads once more itself rather than answering 503."""
+    publish(store, fitted, "job-1")
+    cache = ModelCache(store, settings)
+    release = threading.Event()
+
+    class HungThenClosed(FaultyStore):
+        def get(self, key):
+            if key == keys.latest(PROJECT) and not release.is_set():
+                release.wait(5)
+                raise StoreUnavailable("model store: cannot read (ConnectionClosedError)")
+            return super().get(key)
+
+    cache.store = HungThenClosed(store.root)
+    with pytest.raises(StoreUnavailable, match="no answer within 2 s"):
+        cache.serving_version(PROJECT)  # the first request gives up; its read hangs on
+    threading.Timer(0.2, release.set).start()
+    assert cache.serving_version(PROJECT) == "p5-v1"
+
+
 def test_a_full_store_mid_publish_leaves_an_invisible_version_that_a_redelivery_completes(client, store, fitted):
     publish(store, fitted, "job-1")
     store.refuse = "p5-v2/model.npz"
