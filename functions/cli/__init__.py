@@ -23,19 +23,20 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Sequence
 
+from functions.cli import predict, train
 from functions.cli.common import CliError
-from functions.cli.predict import DEFAULT_CHUNK, predict_command
-from functions.cli.train import train_command
 from functions.errors import BackendError
 
 __all__ = ["CliError", "build_parser", "main"]
 
+# (name, module): each module's `register(commands)` adds its sub-command, whose `run(args)` returns the exit status.
+COMMANDS = (("predict", predict), ("train", train))
+
 
 def build_parser() -> argparse.ArgumentParser:
-    """The `predict` and `train` sub-commands, with their help texts."""
+    """The sub-commands of COMMANDS, with their help texts."""
     parser = argparse.ArgumentParser(
         prog="python -m functions.cli",
         description="Pre-annotate Label Studio task files with a stored model version, or train a version from a\n"
@@ -50,63 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
         "      --tasks tasks.json --out predicted.jsonl\n\n"
         "Exit status: 0 on success, 1 on an error (one line `error: …` says what to fix), 2 on a wrong command line.",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{predict,train}", required=True)
-
-    predict = commands.add_parser(
-        "predict",
-        help="add predictions of a stored version to a Label Studio tasks file",
-        description="Read a Label Studio tasks file (a JSON array of tasks, or JSONL: one task per line; streamed, so "
-        "any size fits in bounded memory), predict every task with a stored model version, in chunks, with the same "
-        "code and scores as /predict, and write the tasks with `predictions: [{result, score, model_version}]` in "
-        "Label Studio's import format (Data Manager -> Import). Tasks without text get no prediction; a prediction "
-        "the task already holds of the same version is replaced, others are kept. Progress goes to stderr, then "
-        "a summary (tasks, predicted, skipped without text, tasks/s).",
-    )
-    predict.add_argument("--project", required=True, help="Label Studio project id whose model predicts, e.g. 12")
-    predict.add_argument("--version", help="model version, e.g. p12-v3 (default: the version the project serves now)")
-    predict.add_argument("--tasks", required=True, type=Path, help="tasks file: a JSON array or JSONL (`-` reads stdin)")
-    predict.add_argument(
-        "--label-config",
-        type=Path,
-        help="the project's label config (XML file): labels it lacks are never predicted, as in /predict. Default: "
-        "a config made from the version itself (its controls, text fields and every label it learnt)",
-    )
-    predict.add_argument(
-        "--out", required=True, type=Path,
-        help="output file; .jsonl/.ndjson writes JSONL, anything else a JSON array (`-` writes JSONL to stdout)",
-    )
-    predict.add_argument("--format", choices=("json", "jsonl"), help="output format (default: from --out's extension)")
-    predict.add_argument(
-        "--chunk-size", type=int, default=DEFAULT_CHUNK, help="tasks predicted at once; memory grows with it (default: %(default)s)"
-    )
-    _common(predict)
-
-    train = commands.add_parser(
-        "train",
-        help="train and publish a version from a Label Studio JSON export",
-        description="Train a model on a Label Studio JSON export (Export -> JSON: a JSON array of tasks with their "
-        "annotations) and publish it as the project's next version (p<project>-v<n>), signed and served at once, "
-        "like a Start Training. The export is staged in the store like a /train body and the job runs in this "
-        "process; it is listed under GET /projects/<id>/jobs. Prints the version and the training report.",
-    )
-    train.add_argument("--export", required=True, type=Path, help="Label Studio JSON export file (a JSON array of tasks)")
-    train.add_argument("--project", required=True, help="Label Studio project id the version belongs to, e.g. 12")
-    train.add_argument(
-        "--label-config",
-        type=Path,
-        help="the project's label config (XML file). Default: inferred from the export's choices annotations "
-        "(control names, labels seen, text field); pass it to keep labels nobody has used yet or a choice=\"multiple\" "
-        "control whose annotations all hold one label",
-    )
-    train.add_argument("--json", action="store_true", help="print the job record (version, report) as JSON on stdout")
-    _common(train)
+    commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(name for name, _ in COMMANDS) + "}", required=True)
+    for _, module in COMMANDS:
+        module.register(commands)
     return parser
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", metavar="URI", help="model store URI (default: MODEL_STORE_URI, else file://.model-store)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary on stderr")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log what the backend does (INFO) on stderr")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -116,9 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        if args.command == "predict":
-            return predict_command(args)
-        return train_command(args)
+        return args.run(args)
     except CliError as error:
         print(f"error: {error}", file=sys.stderr)
     except BackendError as error:  # store unreachable or not writable, signing key missing, …: the message says it

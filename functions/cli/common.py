@@ -1,4 +1,4 @@
-"""What both commands share: user-fixable errors, the settings and store, argument checks."""
+"""What the commands share: user-fixable errors, the settings and store, argument checks."""
 
 from __future__ import annotations
 
@@ -55,3 +55,10 @@ def read_label_config(path: Path) -> tuple[str, LabelConfig]:
     config = parse_label_config(xml)  # UnsupportedLabelConfig is a BackendError with a message to show
     config.require_controls()
     return xml, config
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """--store, --quiet and --verbose, which every command takes."""
+    parser.add_argument("--store", metavar="URI", help="model store URI (default: MODEL_STORE_URI, else file://.model-store)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no summary on stderr")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log what the backend does (INFO) on stderr")

@@ -6,10 +6,11 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from functions import versions
-from functions.cli.common import CliError, project_arg, read_label_config, settings_and_store
+from functions.cli.common import CliError, add_common_options, project_arg, read_label_config, settings_and_store
 from functions.cli.task_files import JSONL_SUFFIXES, Progress, TaskOutput, chunks, open_input, peak_rss_mib, read_tasks
 from functions.errors import CorruptModel
 from functions.label_config import ChoicesControl, LabelConfig
@@ -135,4 +136,37 @@ def with_prediction(task: dict[str, Any], data: dict[str, Any], item: dict[str, 
     kept = [p for p in held if not (isinstance(p, dict) and p.get("model_version") == version)] if isinstance(held, list) else []
     out["predictions"] = [*kept, prediction]
     return out
+
+
+def register(commands: Any) -> None:
+    """Add the `predict` sub-command to `commands` (argparse sub-parsers)."""
+    predict = commands.add_parser(
+        "predict",
+        help="add predictions of a stored version to a Label Studio tasks file",
+        description="Read a Label Studio tasks file (a JSON array of tasks, or JSONL: one task per line; streamed, so "
+        "any size fits in bounded memory), predict every task with a stored model version, in chunks, with the same "
+        "code and scores as /predict, and write the tasks with `predictions: [{result, score, model_version}]` in "
+        "Label Studio's import format (Data Manager -> Import). Tasks without text get no prediction; a prediction "
+        "the task already holds of the same version is replaced, others are kept. Progress goes to stderr, then "
+        "a summary (tasks, predicted, skipped without text, tasks/s).",
+    )
+    predict.add_argument("--project", required=True, help="Label Studio project id whose model predicts, e.g. 12")
+    predict.add_argument("--version", help="model version, e.g. p12-v3 (default: the version the project serves now)")
+    predict.add_argument("--tasks", required=True, type=Path, help="tasks file: a JSON array or JSONL (`-` reads stdin)")
+    predict.add_argument(
+        "--label-config",
+        type=Path,
+        help="the project's label config (XML file): labels it lacks are never predicted, as in /predict. Default: "
+        "a config made from the version itself (its controls, text fields and every label it learnt)",
+    )
+    predict.add_argument(
+        "--out", required=True, type=Path,
+        help="output file; .jsonl/.ndjson writes JSONL, anything else a JSON array (`-` writes JSONL to stdout)",
+    )
+    predict.add_argument("--format", choices=("json", "jsonl"), help="output format (default: from --out's extension)")
+    predict.add_argument(
+        "--chunk-size", type=int, default=DEFAULT_CHUNK, help="tasks predicted at once; memory grows with it (default: %(default)s)"
+    )
+    add_common_options(predict)
+    predict.set_defaults(run=predict_command)
 

@@ -12,7 +12,7 @@ from xml.sax.saxutils import quoteattr
 import orjson
 
 from functions import keys, signing
-from functions.cli.common import CliError, project_arg, read_label_config, settings_and_store
+from functions.cli.common import CliError, add_common_options, project_arg, read_label_config, settings_and_store
 from functions.ids import new_job_id
 from functions.label_config import parse_label_config
 
@@ -177,3 +177,27 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     if "fit_seconds" in report:
         lines.append(f"fit: {report['fit_seconds']} s")
     return lines
+
+
+def register(commands: Any) -> None:
+    """Add the `train` sub-command to `commands` (argparse sub-parsers)."""
+    train = commands.add_parser(
+        "train",
+        help="train and publish a version from a Label Studio JSON export",
+        description="Train a model on a Label Studio JSON export (Export -> JSON: a JSON array of tasks with their "
+        "annotations) and publish it as the project's next version (p<project>-v<n>), signed and served at once, "
+        "like a Start Training. The export is staged in the store like a /train body and the job runs in this "
+        "process; it is listed under GET /projects/<id>/jobs. Prints the version and the training report.",
+    )
+    train.add_argument("--export", required=True, type=Path, help="Label Studio JSON export file (a JSON array of tasks)")
+    train.add_argument("--project", required=True, help="Label Studio project id the version belongs to, e.g. 12")
+    train.add_argument(
+        "--label-config",
+        type=Path,
+        help="the project's label config (XML file). Default: inferred from the export's choices annotations "
+        "(control names, labels seen, text field); pass it to keep labels nobody has used yet or a choice=\"multiple\" "
+        "control whose annotations all hold one label",
+    )
+    train.add_argument("--json", action="store_true", help="print the job record (version, report) as JSON on stdout")
+    add_common_options(train)
+    train.set_defaults(run=train_command)
