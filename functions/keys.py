@@ -9,6 +9,11 @@ def latest(project: str) -> str:
     return f"projects/{project}/latest.json"
 
 
+def serving_pin(project: str) -> str:
+    """Store key of the project's pin (`functions.pins`): the version served instead of the newest."""
+    return f"projects/{project}/serving.json"
+
+
 def models_prefix(project: str) -> str:
     return f"projects/{project}/models/"
 

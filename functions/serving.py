@@ -30,8 +30,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, Mapping, Sequence
 
-from functions import signing, versions
-from functions.errors import CorruptModel, CorruptObject, SigningUnavailable, StoreUnavailable
+from functions import pins, signing, versions
+from functions.errors import CorruptModel, CorruptObject, NotFound, PreconditionFailed, SigningUnavailable, StoreUnavailable
 from functions.label_config import ChoicesControl, LabelConfig
 from functions.settings import Settings
 from functions.store import ObjectStore
@@ -54,6 +54,7 @@ class ModelCache:
         self.store, self.settings = store, settings
         self.signer = signer or signing.signer_for(store, settings)
         self._pointers: dict[str, tuple[float, Any]] = {}  # project -> (read at, Pointer | None | CORRUPT)
+        self._pins: dict[str, pins.Pin] = {}  # project -> its pin, read with the pointer
         self._refreshing: dict[str, Future] = {}
         self._resolved: dict[str, tuple[Any, str | None]] = {}  # project -> (pointer, version served)
         self._manifests: dict[tuple[str, str], dict[str, Any]] = {}  # verified manifests
@@ -109,13 +110,15 @@ class ModelCache:
             return cached[1]
 
     def _refresh_pointer(self, project: str) -> Any:
-        """Read the pointer and cache it; on a store failure keep the cached one for a TTL and re-raise."""
+        """Read the pointer and the pin and cache them; on a store failure keep the cached ones for
+        a TTL and re-raise."""
         try:
             try:
                 pointer: Any = versions.read_pointer(self.store, project)
             except CorruptObject as error:
                 log.warning("project %s: %s; serving the newest complete version", project, error)
                 pointer = CORRUPT
+            self._pins[project] = pins.read_pin(self.store, project)
             self._pointers[project] = (time.monotonic(), pointer)
             return pointer
         except TRANSIENT:
@@ -127,24 +130,67 @@ class ModelCache:
             with self._lock:
                 self._refreshing.pop(project, None)
 
+    def pin(self, project: str) -> pins.Pin:
+        """The project's pin as last read with its pointer (see `pointer` for freshness and errors)."""
+        self.pointer(project)
+        return self._pins.get(project, pins.UNPINNED)
+
+    def forget(self, project: str) -> None:
+        """Drop what is cached of the project's pointer and pin: the next request reads them (after
+        this process changed the pin; other processes see it within POINTER_TTL_SECONDS)."""
+        with self._lock:
+            self._pointers.pop(project, None)
+            self._resolved.pop(project, None)
+
     def resolve(self, project: str) -> str | None:
-        """The version to serve for the current pointer: its own if it verifies, else the newest
-        good complete version below it; None if none (or no pointer). Remembered per pointer."""
+        """The version to serve: the pinned one if the project is pinned and it is a complete
+        version at or below the pointer that verifies; else the pointer's own if it verifies,
+        else the newest good complete version below it; None if none (or no pointer).
+        Remembered per pointer and pin."""
         pointer = self.pointer(project)
         if pointer is None:
             return None
+        pinned = self._pins.get(project, pins.UNPINNED).version
         resolved = self._resolved.get(project)
-        if resolved and resolved[0] == pointer and (resolved[1] is None or (project, resolved[1]) not in self._bad):
+        if resolved and resolved[0] == (pointer, pinned) and (resolved[1] is None or (project, resolved[1]) not in self._bad):
             return resolved[1]
         try:
-            version = self._first_good(project, pointer)
+            version = (pinned if pinned and self._pin_serves(project, pointer, pinned) else None) or self._first_good(project, pointer)
         except TRANSIENT as error:
             if resolved is None:
                 raise
             log.warning("project %s: %s; still serving %s", project, error, resolved[1])
             return resolved[1]
-        self._resolved[project] = (pointer, version)
+        self._resolved[project] = ((pointer, pinned), version)
         return version
+
+    def _pin_serves(self, project: str, pointer: Any, pinned: str) -> bool:
+        """True if the pinned version can serve; else logs why (the newest good version serves)."""
+        try:
+            self.check_pinnable(project, pinned, pointer)
+            return True
+        except (NotFound, PreconditionFailed) as error:
+            log.error("project %s: pinned to %s, which cannot serve (%s); serving the newest good version", project, pinned, error)
+            return False
+
+    def check_pinnable(self, project: str, version: str, pointer: Any = None) -> None:
+        """Raise unless `version` may be pinned: a complete version of the project at or below its
+        pointer (what GET /versions lists) whose manifest verifies.
+
+        Raises:
+            NotFound: no such published version (names the versions there are).
+            PreconditionFailed: it fails verification (unsigned, forged, garbage), with the reason.
+            StoreUnavailable, SigningUnavailable: the store or KMS cannot answer.
+        """
+        if pointer is None:
+            pointer = self.pointer(project)
+        up_to = None if pointer is CORRUPT or pointer is None else pointer.number
+        published = versions.complete_versions(self.store, project, up_to) if pointer is not None else []
+        if version not in published:
+            listed = ", ".join(published[-10:]) or "none yet"
+            raise NotFound(f"{version} is not a published version of project {project} (published: {listed})")
+        if (project, version) in self._bad or not self._verifies(project, version):
+            raise PreconditionFailed(f"{version} cannot serve: {self._bad.get((project, version), 'it failed verification')}")
 
     def _first_good(self, project: str, pointer: Any) -> str | None:
         """Walk from the pointer's version back through complete versions; the first whose
@@ -210,7 +256,7 @@ class ModelCache:
         if cached[1] is None:
             return True
         resolved = self._resolved.get(project)
-        if not resolved or resolved[0] != cached[1]:
+        if not resolved or resolved[0] != (cached[1], self._pins.get(project, pins.UNPINNED).version):
             return False
         return resolved[1] is None or (project, resolved[1]) in self._models
 

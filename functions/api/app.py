@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from functions.api.auth import Gatekeeper
 from functions.api.errors import install_error_handlers
-from functions.api.routes import docs, health, model_card, prediction, runs, status, suspects, training, webhook
+from functions.api.routes import docs, health, model_card, prediction, runs, serving, status, suspects, training, webhook
 from functions.api.services import Services
 from functions.settings import Settings, get_settings
 
@@ -24,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.services = Services(settings)
-    for module in (health, prediction, webhook, training, runs, suspects, model_card, status, docs):
+    for module in (health, prediction, webhook, training, runs, suspects, model_card, status, serving, docs):
         app.include_router(module.router)
     app.add_middleware(Gatekeeper, settings=settings)
     install_error_handlers(app)

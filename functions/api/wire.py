@@ -19,6 +19,7 @@ class SetupRequest(_Wire):
 
     project: Any = Field(description='"<id>.<created_ts>", checked by functions.ids.project_id')
     label_config: str | None = Field(None, alias="schema")
+    extra_params: Any = Field(None, description='the connection\'s "Extra params" (JSON as typed in Label Studio, or null)')
 
 
 class SetupReply(BaseModel):

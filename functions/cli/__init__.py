@@ -25,14 +25,14 @@ import os
 import sys
 from typing import Sequence
 
-from functions.cli import predict, train
+from functions.cli import predict, serving, train
 from functions.cli.common import CliError
 from functions.errors import BackendError
 
 __all__ = ["CliError", "build_parser", "main"]
 
 # (name, module): each module's `register(commands)` adds its sub-command, whose `run(args)` returns the exit status.
-COMMANDS = (("predict", predict), ("train", train))
+COMMANDS = (("predict", predict), ("train", train), ("serving", serving))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from functions import pins
 from functions.runs.planning import RunMessage, start_run
 from functions.runs.records import FROM_API, FROM_TRAINING, Run, RunState, list_runs, load_run, status
 from functions.runs.worker import (
@@ -41,10 +42,15 @@ def start_after_training(store: ObjectStore, settings: Settings, job: Any, queue
     """The training hook: when PREDICT_AFTER_TRAINING is on (default: with Label Studio
     credentials), start a run of the version `job` just published, with the job's label config.
     Returns what the job record keeps (``{"run", "status_url", "state"[, "reason"]}``), or None
-    when runs after training are off. Never raises: the version is published already."""
+    when runs after training are off; ``{"run": null, "state": "skipped", "reason"}`` while the
+    project is pinned to another version (`functions.pins`). Never raises: the version is published already."""
     if not settings.runs_after_training() or not job.version:
         return None
     try:
+        pinned = pins.read_pin(store, job.project).version
+        if pinned and pinned != job.version:  # the new version does not serve: its predictions would not match /setup
+            return {"run": None, "state": "skipped", "reason": f"project {job.project} is pinned to {pinned}, so {job.version} "
+                    f"does not serve; unpin it (DELETE /projects/{job.project}/serving) to serve {job.version}, then start a run"}
         queue = queue or open_predict_queue(settings, store)
         run = start_run(
             store, settings, job.project, queue.send, model_version=job.version, label_config=job.label_config,

@@ -253,6 +253,11 @@ def test_the_bucket_policy_lets_only_the_train_role_and_the_root_user_publish(pa
         assert all(any(s3_matches(p, key) for p in patterns) for key in runs), role
     predict_writes = {bucket_pattern(r) for r in resources_for(granted["PredictRole"], "s3:PutObject")}
     assert predict_writes == {"projects/*/runs/*"}  # nothing else: no job record, annotation, model or pointer
+    # The api writes the pin (which published version serves) and nothing of a model or the pointer.
+    api_writes = [bucket_pattern(r) for r in resources_for(granted["ApiRole"], "s3:PutObject")]
+    assert any(s3_matches(p, "projects/7/serving.json") for p in api_writes)
+    assert not any(s3_matches(p, "projects/7/serving.json") for p in protected)
+    assert not any(s3_matches(p, "projects/7/serving.json") for p in predict_writes)
 
 
 # --- expiring objects -----------------------------------------------------------------------------

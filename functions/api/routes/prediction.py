@@ -15,7 +15,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from functions import projects
+from functions import pins, projects
 from functions.api.services import Services, ServicesDep
 from functions.api.wire import PredictReply, PredictRequest, SetupReply, SetupRequest
 from functions.errors import InvalidRequest, PayloadTooLarge
@@ -34,16 +34,23 @@ INLINE_TASKS = 32  # up to this many tasks are scored on the event loop (about 3
 
 @router.post("/setup")
 async def setup(body: SetupRequest, services: ServicesDep) -> SetupReply:
-    """The project's serving version, from the store's pointer only (3 s timeout in Label Studio)."""
+    """The project's serving version, from the store's pointer and pin (3 s timeout in Label Studio).
+
+    The connection's Extra params may pin a version: ``{"model_version": "p12-v3"}`` (`functions.pins`)."""
     project = project_id(body.project)
     if projects.needs_recording(services.store, project):  # Start Training may then export it
         # Beside the reply, never before it: a hung store must not cost /setup its 3 s.
         threading.Thread(target=projects.record_connected, args=(services.store, project), daemon=True).start()
-    if services.cache.in_memory(project):
-        version = services.cache.serving_version(project)
-    else:
-        version = await run_in_threadpool(services.cache.serving_version, project)
-    return SetupReply(model_version=version)
+    cache = services.cache
+    if cache.in_memory(project) and pins.after_setup(cache.pin(project), pins.requested_version(body.extra_params, project)) is None:
+        return SetupReply(model_version=cache.serving_version(project))
+    return SetupReply(model_version=await run_in_threadpool(_setup_version, services, project, body.extra_params))
+
+
+def _setup_version(services: Services, project: str, extra_params: Any) -> str:
+    """The serving version after the connection's Extra params are applied (`functions.pins`)."""
+    pins.follow_extra_params(services.cache, project, extra_params)
+    return services.cache.serving_version(project)
 
 
 @router.post("/predict", response_model=PredictReply)

@@ -56,8 +56,8 @@ def project_status(project: str, services: ServicesDep) -> dict[str, Any]:
          "store": {"ok": true, "error": null}}
 
     ``serving.version`` is what /setup reports (``untrained`` or ``cold-start`` before the
-    first version). ``serving.pinned`` is null while the newest good version serves; a pin
-    will fill it with ``{"version", "source", "since"}`` (the pinned version then serves).
+    first version). ``serving.pinned`` is null while the newest good version serves, else
+    ``{"version", "source", "since"}`` (`functions.pins`; the pinned version then serves).
     ``newest_version`` is the newest published version (``latest.json``); when it differs
     from the serving version, ``serving.note`` says why. A queued or running job that nobody
     works on any more shows as failed with the reason, as ``GET /projects/{id}/jobs`` reports it.
@@ -116,10 +116,15 @@ def _serving(services: Services, project: str, newest: str | None) -> dict[str, 
     serving: dict[str, Any] = {"version": None, "pinned": None}
     try:
         version = serving["version"] = services.cache.serving_version(project)
+        pinned = serving["pinned"] = services.cache.pin(project).summary()
     except (StoreUnavailable, SigningUnavailable) as error:
         serving["error"] = str(error)
         return serving
-    if newest and version != newest:
+    if pinned and version != pinned["version"]:
+        serving["note"] = f"pinned to {pinned['version']}, which cannot serve (the log says why): {version} serves instead"
+    elif pinned and newest and version != newest:
+        serving["note"] = f"pinned to {version}: {newest} is the newest; DELETE /projects/{project}/serving unpins"
+    elif newest and version != newest:
         serving["note"] = (f"{newest} is published but {version} serves: {newest} failed verification (the log says why) "
                            "or was published less than POINTER_TTL_SECONDS ago")
     return serving
