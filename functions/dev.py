@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
 
 from functions.api.app import create_app
 from functions.logs import configure_logging
-from functions.settings import get_settings
+from functions.settings import describe_settings_error, get_settings
 
 
 LOOPBACK_NAMES = "127.0.0.1,localhost,::1"
@@ -33,8 +35,12 @@ def app() -> FastAPI:
 
 
 def main() -> None:
-    """Serve the app on HOST:PORT until interrupted."""
-    settings = get_settings()
+    """Serve the app on HOST:PORT until interrupted; an invalid setting exits with status 1 and
+    one line naming it (no traceback)."""
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        sys.exit(f"error: invalid settings in the environment: {describe_settings_error(error)}")
     configure_logging(settings.log_level)
     logging.getLogger(__name__).info("model store: %s, training queue: %s", settings.model_store_uri, settings.train_queue)
     uvicorn.run(

@@ -240,3 +240,12 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
     return Settings()
+
+
+def describe_settings_error(error: Exception) -> str:
+    """One line naming each invalid setting as its environment variable, e.g.
+    ``CROSS_VALIDATION_FOLDS: Value error, 1 fold …`` (for a pydantic ValidationError)."""
+    errors = getattr(error, "errors", None)
+    if errors is None:
+        return str(error)
+    return "; ".join(f"{'.'.join(map(str, e['loc'])).upper() or 'SETTINGS'}: {e['msg']}" for e in errors())

@@ -23,14 +23,13 @@ def settings_and_store(args: argparse.Namespace) -> tuple[Any, Any]:
     """
     from pydantic import ValidationError
 
-    from functions.settings import Settings
+    from functions.settings import Settings, describe_settings_error
     from functions.store import open_store
 
     try:
         settings = Settings(**({"model_store_uri": args.store} if args.store else {}))
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
-        raise CliError(f"invalid settings in the environment: {problems}") from None
+        raise CliError(f"invalid settings in the environment: {describe_settings_error(error)}") from None
     try:
         store = open_store(settings.model_store_uri, settings)
     except ValueError as error:

@@ -28,3 +28,17 @@ def test_one_fold_is_refused_at_start():
     with pytest.raises(pydantic.ValidationError, match="use 0 \\(off\\) or 2-20"):
         Settings(_env_file=None, cross_validation_folds=1)
     assert Settings(_env_file=None, cross_validation_folds=0).cross_validation_folds == 0
+
+
+def test_make_dev_names_an_invalid_setting_in_one_line_without_a_traceback():
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"CROSS_VALIDATION_FOLDS": "1", "LR_C": "many"}
+    done = subprocess.run([sys.executable, "-m", "functions.dev"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: invalid settings in the environment: LR_C: Input should be a valid number, unable to parse string as a number; "
+        "CROSS_VALIDATION_FOLDS: Value error, 1 fold cannot predict anything out of fold: use 0 (off) or 2-20"
+    ]
