@@ -119,6 +119,7 @@ class ModelCache:
                 log.warning("project %s: %s; serving the newest complete version", project, error)
                 pointer = CORRUPT
             self._pins[project] = pins.read_pin(self.store, project)
+            self._forget_if_replaced(project, pointer)
             self._pointers[project] = (time.monotonic(), pointer)
             return pointer
         except TRANSIENT:
@@ -129,6 +130,27 @@ class ModelCache:
         finally:
             with self._lock:
                 self._refreshing.pop(project, None)
+
+    def _forget_if_replaced(self, project: str, pointer: Any) -> None:
+        """Drop every version of `project` this process holds (manifests, models, bad marks) when
+        the store's versions are no longer the ones it knew: the project's data was deleted (no
+        pointer any more, or one that moved backwards, which a pointer never does otherwise) or
+        re-created (the pointer's version was made by another job than the manifest held here)."""
+        cached = self._pointers.get(project)
+        before = cached[1] if cached else None
+        replaced = before not in (None, CORRUPT) and (pointer is None or (pointer is not CORRUPT and pointer.number < before.number))
+        if pointer not in (None, CORRUPT) and pointer.job_id:
+            held = self._manifests.get((project, pointer.version))
+            replaced = replaced or (held is not None and held.get("job_id") not in (None, pointer.job_id))
+        if not replaced:
+            return
+        log.warning("project %s: its stored versions were replaced (data deleted or re-created): forgetting those in memory", project)
+        with self._lock:
+            for cache in (self._manifests, self._bad, self._models):
+                for key in [key for key in cache if key[0] == project]:
+                    del cache[key]
+            self._resolved.pop(project, None)
+            self._served.pop(project, None)
 
     def pin(self, project: str) -> pins.Pin:
         """The project's pin as last read with its pointer (see `pointer` for freshness and errors)."""

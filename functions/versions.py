@@ -31,7 +31,7 @@ import hashlib
 import logging
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +64,13 @@ def version_number(version: str) -> int | None:
 
 @dataclass(frozen=True)
 class Pointer:
-    """The content of ``latest.json``: which version a project serves."""
+    """The content of ``latest.json``: the newest published version of a project. ``job_id``
+    (the job that made it; absent in pointers written before 2026-12) tells a version from one
+    of the same name made after the project's data was deleted."""
 
     version: str
     number: int
+    job_id: str | None = field(default=None, compare=False)
 
 
 def read_pointer(store: ObjectStore, project: str) -> Pointer | None:
@@ -93,7 +96,8 @@ def _parse_pointer(found: StoredObject, project: str) -> Pointer | None:
         return None
     if not isinstance(version, str) or not version.startswith(f"p{project}-v") or version_number(version) != number:
         return None
-    return Pointer(version, number)
+    job_id = body.get("job_id")
+    return Pointer(version, number, job_id if isinstance(job_id, str) else None)
 
 
 def list_versions(store: ObjectStore, project: str) -> list[str]:
@@ -175,7 +179,7 @@ def publish(
         if chart_bytes is not None:
             store.put(keys.version_object(project, version, CHARTS), chart_bytes)
         store.put_json(keys.version_object(project, version, SIGNATURE), signer.sign(manifest_bytes))
-    _move_pointer(store, project, Pointer(version, number))
+    _move_pointer(store, project, Pointer(version, number, job_id))
     log.info("project %s: published %s (model.pkl %d bytes, model.npz %d bytes)", project, version, len(artifact), len(serving))
     return version
 
@@ -217,7 +221,8 @@ def _claim_number(store: ObjectStore, project: str, job_id: str, manifest: dict[
 def _move_pointer(store: ObjectStore, project: str, pointer: Pointer) -> None:
     """Point ``latest.json`` at `pointer` unless it already names that or a newer version; a
     garbage pointer is replaced (conditionally on its etag, like any other)."""
-    body = {"version": pointer.version, "number": pointer.number, "updated_at": datetime.now(timezone.utc).isoformat()}
+    body = {"version": pointer.version, "number": pointer.number, "job_id": pointer.job_id,
+            "updated_at": datetime.now(timezone.utc).isoformat()}
     for _ in range(20):
         current = store.get(keys.latest(project))
         existing = _parse_pointer(current, project) if current is not None else None

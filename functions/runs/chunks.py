@@ -132,6 +132,7 @@ def _predict_and_import(
     counts["skipped"]["already_predicted"] = len(tasks) - len(fresh)
     items: list[dict[str, Any]] = []
     if fresh:
+        cache.pointer(run.project)  # forgets versions held here if the project was deleted and trained again since
         model = cache.model(run.project, version)
         config = parse_label_config(run.label_config)
         predicted = predict_tasks(fresh, config, model, settings.multilabel_threshold)

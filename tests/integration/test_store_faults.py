@@ -412,3 +412,25 @@ def test_corrupt_model_is_refused_by_load_with_its_reason(store, fitted):
     with pytest.raises(CorruptModel, match="labels.json is missing or does not match its manifest checksum"):
         versions.load(store, PROJECT, "p5-v1")
     assert json_bytes({"a": 1}) == b'{"a":1}'
+
+
+def test_a_project_deleted_and_trained_again_serves_its_new_versions_not_the_ones_in_memory(client, store, fitted):
+    """After `delete-project`, a new training starts again at p5-v1: a running API must not
+    serve the deleted p5-v1 it has loaded, nor take the new one for a forgery."""
+    import shutil
+
+    from functions.label_config import parse_label_config
+
+    publish(store, fitted, "job-1"), publish(store, fitted, "job-2")
+    assert setup_version(client) == "p5-v2" and predict_version(client) == "p5-v2"
+    other = fit(["good match", "great goal", "rain storm", "snow wind", "cold front"], ["Sport", "Sport", "Weather", "Weather", "Weather"],
+                ModelParams())
+    cache = client.app.state.services.cache
+    for model, job, seen in ((other, "new-job-1", True), (fitted, "new-job-2", False)):  # the API saw the project gone, or not
+        shutil.rmtree(store.root / "projects" / PROJECT)
+        if seen:
+            assert setup_version(client) == "untrained"
+        assert publish(store, model, job) == "p5-v1"
+        assert setup_version(client) == "p5-v1" and predict_version(client) == "p5-v1"
+        assert cache.serving_model(PROJECT, parse_label_config(CONFIG)).manifest["job_id"] == job
+        assert not cache._bad
