@@ -37,7 +37,7 @@ class StoredObject:
 
 
 class ObjectStore(ABC):
-    """Get, put (optionally conditional) and list objects under one root.
+    """Get, put (optionally conditional), list and delete objects under one root.
 
     Errors: `StoreUnavailable` when the backing service fails, `PreconditionFailed` when a
     conditional put loses (the object exists for `if_none_match`, or changed for `if_match`).
@@ -66,6 +66,21 @@ class ObjectStore(ABC):
     @abstractmethod
     def list_folders(self, prefix: str) -> list[str]:
         """The names of the immediate sub-folders of `prefix` (no slashes), sorted."""
+
+    @abstractmethod
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        """Every key under `prefix` (as `list_keys`, sorted) mapped to its object's size in bytes."""
+
+    @abstractmethod
+    def delete(self, keys: Iterable[str]) -> None:
+        """Remove the objects at `keys`. A key with no object is no error: deleting twice is
+        deleting once. On a versioned S3 bucket this hides the object behind a delete marker
+        and keeps its earlier versions (`S3Store.delete_object_versions` removes those).
+
+        Raises:
+            StoreNotWritable: the store refuses the delete (S3 ``AccessDenied``, a read-only folder).
+            StoreUnavailable: the backing service fails; objects deleted before the failure stay deleted.
+        """
 
     def get_json(self, key: str) -> Any | None:
         """The decoded JSON at `key`, or None if there is no object."""

@@ -10,7 +10,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from functions.errors import PreconditionFailed, StoreNotWritable, StoreUnavailable
 from functions.store.base import ObjectStore, StoredObject, join_key
@@ -24,6 +24,7 @@ class LocalStore(ObjectStore):
 
     Writes are atomic (temporary file + rename). Conditional writes hold a thread lock and an
     `flock` on ``<root>/.lock``, so threads and processes sharing the folder see S3's semantics.
+    Deletes unlink files and remove the folders they leave empty.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -59,15 +60,64 @@ class LocalStore(ObjectStore):
         return _etag(data)
 
     def list_keys(self, prefix: str) -> list[str]:
+        return sorted(key for key, _ in self._files(prefix))
+
+    def list_sizes(self, prefix: str) -> dict[str, int]:
+        sizes = {}
+        for key, path in sorted(self._files(prefix)):
+            try:
+                sizes[key] = path.stat().st_size
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+        return sizes
+
+    def delete(self, keys: Iterable[str]) -> None:
+        """Unlink each key's file (a symbolic link itself, never its target), then remove the
+        folders that became empty, up to the root (kept). A key whose folder resolves outside
+        the root (a symbolic link to a folder elsewhere) is refused with StoreNotWritable."""
+        emptied: set[Path] = set()
+        for key in keys:
+            path = self._path(key)
+            self._check_inside(path.parent, key)
+            try:
+                os.unlink(path)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                continue  # no object at that key (a folder is no object)
+            except OSError as error:
+                raise _delete_error(key, error) from error
+            emptied.add(path.parent)
+        for folder in sorted(emptied, key=lambda f: len(f.parts), reverse=True):
+            self._prune(folder)
+
+    def _files(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """(key, path) of every object under `prefix`; temporary files of writes in flight left out."""
         base = self._folder(prefix)
         if not base.is_dir():
-            return []
-        keys = []
+            return
         for folder, _, files in os.walk(base):
             for name in files:
                 if not name.startswith(".tmp-"):
-                    keys.append(Path(folder, name).relative_to(self.root).as_posix())
-        return sorted(keys)
+                    path = Path(folder, name)
+                    yield path.relative_to(self.root).as_posix(), path
+
+    def _check_inside(self, folder: Path, key: str) -> None:
+        real = folder.resolve()
+        if real != self.root and self.root not in real.parents:
+            raise StoreNotWritable(
+                f"refusing to delete {key}: its folder leads out of the model store to {real} (a symbolic link)"
+            )
+
+    def _prune(self, folder: Path) -> None:
+        """Remove `folder` and its parents while they are empty, never the root; a folder that is
+        not empty (or is a symbolic link) stops the walk."""
+        while folder != self.root and self.root in folder.parents:
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                pass  # removed meanwhile
+            except OSError:
+                return
+            folder = folder.parent
 
     def list_folders(self, prefix: str) -> list[str]:
         base = self._folder(prefix)
@@ -130,6 +180,15 @@ def _write_error(key: str, error: OSError) -> StoreUnavailable:
             f"the model store is read-only ({error.strerror}): cannot write {key}; make the store folder writable for the backend"
         )
     return StoreUnavailable(f"cannot write {key}: {error.strerror or error}")
+
+
+def _delete_error(key: str, error: OSError) -> StoreUnavailable:
+    """A failed unlink as a 503 error: StoreNotWritable when the folder refuses it."""
+    if error.errno in _READ_ONLY:
+        return StoreNotWritable(
+            f"the model store refuses deletes ({error.strerror}): cannot delete {key}; make the store folder writable"
+        )
+    return StoreUnavailable(f"cannot delete {key}: {error.strerror or error}")
 
 
 def _etag(data: bytes) -> str:
