@@ -36,6 +36,10 @@ Annotations follow what it answered in tests/ls_wire_runs/ 19–48 (README (e)):
   (``parent_prediction`` set, ``last_action`` null), whatever other annotations the task holds.
   An empty ``included`` list, or no ``selectedItems``, selects every task, as in Label Studio.
 
+The project detail (``GET /api/projects/<id>``), ML backend connections (``/api/ml``) and
+webhooks (``/api/webhooks/``) are `tests.ls_standin_ml.MLBackends` (``standin.ml``): they call
+the backend's /health and /setup like Label Studio 1.23.2 (tests/ls_wire_runs/ 60–142, README (f)).
+
 Fault injection: `inject("import", 429, times=2, retry_after="1")` makes the next two import
 calls answer 429 (also "tasks" for the listing, "actions" for /api/dm/actions; any status).
 `fail_after_actions = n`: the next n actions store their annotations, then answer 500 "database is
@@ -57,10 +61,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+from tests.ls_standin_ml import NOT_FOUND_HTML, MLBackends, admin_path, auth_error
+from tests.ls_standin_ml import error_body as _error
+
 PERSONAL_ACCESS_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCJ9.c2lnbmF0dXJl"
 LEGACY_TOKEN = "0123456789abcdef0123456789abcdef01234567"
-VERSION = "1.23.2"
-NOT_FOUND_HTML = b"\n\n\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <meta charset=\"utf-8\">\n<title>Label Studio</title></head><body>404</body></html>"
 
 WORDS = "market vote team storm chip election league rain server budget match wind cloud".split()
 USERS = {1: ("", "", "admin@example.com"), 2: ("Auto-label", "(model)", "auto-label@example.com")}  # the token's user is 1
@@ -136,6 +141,8 @@ class LabelStudioStandIn:
                 item.setdefault("id", next(ids))
             setattr(self, "_prediction_ids" if kind == "predictions" else "_annotation_ids", ids)
         self._access: set[str] = set()
+        self.label_configs = {int(p): c for p, c in (label_configs or {}).items()}
+        self.ml = MLBackends(self)  # project detail, ML backend connections, webhooks (tests/ls_standin_ml.py)
         self._issued = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -435,6 +442,8 @@ class LabelStudioStandIn:
                         return self._reply(*answer)
                     return self._reply(*standin._create_annotation(int(TASK_ANNOTATIONS.match(local).group(1)), body))
                 standin.requests.append({"method": "POST", "path": self.path, "body": body.decode()})
+                if self._admin("POST", body):
+                    return None
                 if self.path != f"{standin.prefix}/api/token/refresh/":
                     return self._reply(404, {"detail": "Not found."})
                 if standin.mode == "error":
@@ -447,9 +456,40 @@ class LabelStudioStandIn:
                     standin._access.add(access)
                 self._reply(200, {"access": access})
 
+            def do_PATCH(self) -> None:
+                self._write("PATCH")
+
+            def do_DELETE(self) -> None:
+                self._write("DELETE")
+
+            def _write(self, method: str) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                standin.requests.append({"method": method, "path": self.path, "body": body.decode()})
+                if not self._admin(method, body):
+                    self._reply(404, {"detail": "Not found."})
+
+            def _admin(self, method: str, body: bytes) -> bool:
+                """Project detail, ML backend connections and webhooks (tests/ls_standin_ml.py); True when answered."""
+                path, _, query = self.path.partition("?")
+                local = path[len(standin.prefix):] if path.startswith(standin.prefix) else None
+                if local is None or not admin_path(local):
+                    return False
+                if standin.mode == "slow":
+                    time.sleep(standin.delay)
+                auth = self.headers.get("Authorization", "")
+                if standin.mode == "error":
+                    self._reply(500, _error(500, "Internal Server Error"))
+                elif not standin._allowed(auth):
+                    self._reply(401, auth_error(auth, LEGACY_TOKEN))
+                else:
+                    self._reply(*(standin.ml.handle(method, local, query, body) or (405, {"detail": f'Method "{method}" not allowed.'})))
+                return True
+
             def do_GET(self) -> None:
                 auth = self.headers.get("Authorization", "")
                 standin.requests.append({"method": "GET", "path": self.path, "authorization": auth})
+                if self._admin("GET", b""):
+                    return None
                 if standin.mode == "slow":
                     time.sleep(standin.delay)
                 if standin.mode == "error":
@@ -489,14 +529,6 @@ class LabelStudioStandIn:
                     pass
 
         return Handler
-
-
-def _error(status: int, detail: str, validation_errors: Any = None) -> dict[str, Any]:
-    """Label Studio 1.23.2's error body."""
-    body: dict[str, Any] = {"id": str(uuid.uuid4()), "status_code": status, "version": VERSION, "detail": detail, "exc_info": None}
-    if validation_errors is not None:
-        body["validation_errors"] = validation_errors
-    return body
 
 
 def _valid(item: dict[str, Any], controls: dict[str, set[str]] | None) -> bool:

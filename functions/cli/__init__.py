@@ -25,14 +25,14 @@ import os
 import sys
 from typing import Sequence
 
-from functions.cli import delete_project, predict, serving, train
+from functions.cli import connect, delete_project, predict, serving, train
 from functions.cli.common import CliError
 from functions.errors import BackendError
 
 __all__ = ["CliError", "build_parser", "main"]
 
 # (name, module): each module's `register(commands)` adds its sub-command, whose `run(args)` returns the exit status.
-COMMANDS = (("predict", predict), ("train", train), ("serving", serving), ("delete-project", delete_project))
+COMMANDS = (("predict", predict), ("train", train), ("serving", serving), ("delete-project", delete_project), ("connect", connect))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  python -m functions.cli predict --project 12 --tasks tasks.jsonl --out predicted.json\n"
         "  MODEL_STORE_URI=s3://my-bucket/models python -m functions.cli predict --project 12 --version p12-v3 \\\n"
         "      --tasks tasks.json --out predicted.jsonl\n"
-        "  python -m functions.cli delete-project --project 12 --dry-run\n\n"
+        "  python -m functions.cli delete-project --project 12 --dry-run\n"
+        "  python -m functions.cli connect --label-studio-url http://localhost:8080 --project 12 --backend-url http://localhost:9090\n\n"
         "Exit status: 0 on success, 1 on an error (one line `error: …` says what to fix), 2 on a wrong command line.",
     )
     commands = parser.add_subparsers(dest="command", metavar="{" + ",".join(name for name, _ in COMMANDS) + "}", required=True)
