@@ -11,7 +11,9 @@
 //     secret's ARN). PREDICT_QUEUE (a Ref to the stack's queue) becomes `none`: prediction runs wait
 //     in the store. `-e NAME=value` still sets any of them.
 //  3. a labelStudioApiKeySecret param that is not a Secrets Manager ARN stops package/deploy too.
+//  4. so do unusable alarm params (infra/alarms.js: alarmTopic not an SNS topic ARN of the stack's Region, …).
 const { decide } = require('./credentials');
+const alarms = require('./alarms');
 
 const AWS_ONLY = ['CREDENTIALS_SECRET', 'MODEL_SIGNING_KMS_KEY', 'LABEL_STUDIO_API_KEY_SECRET'];
 const LOCAL_VALUES = { PREDICT_QUEUE: 'none' };
@@ -65,6 +67,16 @@ class DeployGuardPlugin {
     if (Boolean(apiKeySecret) !== Boolean(String(labelStudio.url || '').trim())) {
       this.serverless.cli.log('label studio: labelStudioUrl and labelStudioApiKeySecret work together; with only one ' +
         'of them set, Start Training does not pull from Label Studio and no prediction run can start');
+    }
+    const alarmParams = (this.serverless.service.custom || {}).alarms || {};
+    const alarmChoice = alarms.decide({ ...alarmParams, region: this.serverless.service.provider.region });
+    if (alarmChoice.problem) {
+      const ServerlessError = this.serverless.classes.Error;
+      throw new ServerlessError(alarmChoice.problem, 'ALARM_PARAMS_INVALID');
+    }
+    if (alarmChoice.mode === 'create' && !String(alarmParams.email || '').trim()) {
+      this.serverless.cli.log('alarms: nobody is subscribed to the alarm topic the stack creates; pass ' +
+        '--param="alarmEmail=<address>", or run the SubscribeToAlarmsCommand output after deploying');
     }
     const log = (message) => this.serverless.cli.log(`credentials: ${message}`);
     if (process.env.BASIC_AUTH_USER || process.env.BASIC_AUTH_PASS) {

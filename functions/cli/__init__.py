@@ -25,14 +25,15 @@ import os
 import sys
 from typing import Sequence
 
-from functions.cli import connect, delete_project, predict, serving, train
+from functions.cli import connect, dead_letters, delete_project, predict, serving, train
 from functions.cli.common import CliError
 from functions.errors import BackendError
 
 __all__ = ["CliError", "build_parser", "main"]
 
 # (name, module): each module's `register(commands)` adds its sub-command, whose `run(args)` returns the exit status.
-COMMANDS = (("predict", predict), ("train", train), ("serving", serving), ("delete-project", delete_project), ("connect", connect))
+COMMANDS = (("predict", predict), ("train", train), ("serving", serving), ("delete-project", delete_project), ("connect", connect),
+            ("dead-letters", dead_letters))
 
 
 def build_parser() -> argparse.ArgumentParser:
