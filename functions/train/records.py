@@ -7,6 +7,8 @@
   records the job as failed.
 - A redelivered message whose job already finished does nothing (see `run_job`), and a job
   that crashed while publishing finishes its own version: one request, one version.
+- A message whose job has no record (the project's data was deleted, or the record expired)
+  is dropped with a warning: retrying cannot bring the record back.
 The shape follows AWS's partial batch responses (``ReportBatchItemFailures``).
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from functions.errors import BackendError
+from functions.errors import BackendError, NotFound
 from functions.jobs import JobMessage, JobState, load_job, save_job
 from functions.settings import Settings
 from functions.store import ObjectStore
@@ -39,6 +41,9 @@ def process_records(records: Iterable[Mapping[str, Any]], settings: Settings, st
         attempt = int((record.get("attributes") or {}).get("ApproximateReceiveCount", "1"))
         try:
             run_job(message, settings, store)
+        except NotFound as error:  # the record is written before the message is sent: it was deleted or expired
+            log.warning("dropping SQS message %s: %s (the project's data was deleted, or the record expired after 7 days); "
+                        "nothing to train", message_id, error)
         except Exception as error:  # noqa: BLE001 - anything but a data failure is retried by SQS
             log.exception("job %s of project %s: attempt %d failed", message.job_id, message.project, attempt)
             _note_failed_attempt(store, message, attempt, settings.train_max_attempts, error)

@@ -176,3 +176,12 @@ def test_the_same_message_delivered_twice_publishes_one_version(cloud):
 def test_a_malformed_message_is_dropped_not_retried(cloud):
     event = {"Records": [{"messageId": "m-1", "body": "{\"project\": \"../x\", \"job_id\": \"1\"}", "attributes": {}}]}
     assert train_handler.handler(event, None) == {"batchItemFailures": []}
+
+
+def test_a_message_whose_job_record_is_gone_is_dropped_not_retried(cloud, caplog):
+    """After `delete-project` (or when the record expired), a queued message names a job nobody
+    can run: retrying would only dead-letter it."""
+    body = json.dumps({"project": "31", "job_id": "0" * 32})
+    event = {"Records": [{"messageId": "m-2", "body": body, "attributes": {"ApproximateReceiveCount": "1"}}]}
+    assert train_handler.handler(event, None) == {"batchItemFailures": []}
+    assert "dropping SQS message m-2: project 31 has no training job 00000000000000000000000000000000" in caplog.text
