@@ -25,6 +25,7 @@ from functions.train import handler as train_handler
 from tests.conftest import sample_config, sample_tasks
 from tests.integration.test_prediction_runs import PROJECT as RUN_PROJECT
 from tests.integration.test_prediction_runs import project_tasks, publish
+from tests.integration.test_prediction_runs_sqs import call_api
 from tests.runs_fakes import FakeLabelStudio
 
 BUCKET = "ls-textcls-test-dead-letters"
@@ -71,16 +72,6 @@ def _fresh_handlers():
     api_handler.app.state.services = Services()
 
 
-def call_api(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    event = {
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "headers": {"host": "api.example.org", "content-type": "application/json"},
-        "requestContext": {"http": {"method": method, "path": path, "sourceIp": "127.0.0.1", "protocol": "HTTP/1.1"},
-                           "domainName": "api.example.org", "stage": "$default"},
-        "body": json.dumps(body) if body is not None else None, "isBase64Encoded": False,
-    }
-    reply = api_handler.handler(event, None)
-    return reply["statusCode"], json.loads(reply["body"])
 
 
 def deliver(cloud, queue: str, handler) -> dict | None:
