@@ -26,11 +26,11 @@ import json
 import logging
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Callable
 
 from functions import keys, versions
-from functions.errors import InvalidRequest
-from functions.store import ObjectStore
+from functions.errors import InvalidRequest, NotFound, PreconditionFailed
+from functions.store import ObjectStore, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,10 @@ UNPINNED = Pin()
 def read_pin(store: ObjectStore, project: str) -> Pin:
     """The project's pin (UNPINNED when there is none). A garbage object is logged and read as
     UNPINNED: it must never stop serving. Raises StoreUnavailable."""
-    found = store.get(keys.serving_pin(project))
+    return _parse(store.get(keys.serving_pin(project)), project)
+
+
+def _parse(found: StoredObject | None, project: str) -> Pin:
     if found is None:
         return UNPINNED
     try:
@@ -72,11 +75,32 @@ def read_pin(store: ObjectStore, project: str) -> Pin:
     return pin
 
 
-def write_pin(store: ObjectStore, project: str, pin: Pin) -> Pin:
-    """Store `pin` with ``since`` set to now; returns it. Raises StoreUnavailable / StoreNotWritable."""
-    pin = replace(pin, since=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    store.put_json(keys.serving_pin(project), asdict(pin))
-    return pin
+def update_pin(store: ObjectStore, project: str, change: Callable[[Pin], Pin | None]) -> Pin:
+    """Apply `change` to the stored pin, read fresh, and write the result conditionally (another
+    API instance may change the pin at the same time: then it is read again and `change` applied
+    to what that one wrote). `change` returns None for "nothing to write". ``since`` is set to now
+    when the pinned version changes. Returns the pin as stored.
+
+    Raises StoreUnavailable / StoreNotWritable, PreconditionFailed (the pin kept changing), and
+    whatever `change` raises."""
+    key = keys.serving_pin(project)
+    for _ in range(10):
+        found = store.get(key)
+        current = _parse(found, project)
+        changed = change(current)
+        if changed is None:
+            return current
+        if changed.version != current.version or changed.since is None:
+            changed = replace(changed, since=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        try:
+            if found is None:
+                store.put_json(key, asdict(changed), if_none_match=True)
+            else:
+                store.put_json(key, asdict(changed), if_match=found.etag)
+            return changed
+        except PreconditionFailed:
+            continue
+    raise PreconditionFailed(f"the pin of project {project} kept changing while it was written; try again")
 
 
 def requested_version(extra_params: Any, project: str) -> str | None:
@@ -92,7 +116,7 @@ def requested_version(extra_params: Any, project: str) -> str | None:
     if isinstance(extra_params, str):
         try:
             extra_params = json.loads(extra_params)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if not isinstance(extra_params, dict) or extra_params.get("model_version") in (None, ""):
         return None
@@ -125,14 +149,17 @@ def after_setup(pin: Pin, requested: str | None) -> Pin | None:
     if requested == pin.extra_params_version:
         return None
     if requested is not None:
-        return Pin(requested, FROM_LABEL_STUDIO, requested)
+        return Pin(requested, FROM_LABEL_STUDIO, requested, pin.since if pin.version == requested else None)
     if pin.source == FROM_LABEL_STUDIO:
         return Pin(None, None, None)  # the Extra params that pinned it are gone: unpin
     return replace(pin, extra_params_version=None)
 
 
-def pinned_by_operator(pin: Pin, version: str | None) -> Pin:
-    """`pin` after an operator pins `version` (None: unpins), keeping what Label Studio sent last."""
+def pinned_by_operator(pin: Pin, version: str | None) -> Pin | None:
+    """`pin` after an operator pins `version` (None: unpins), keeping what Label Studio sent last;
+    None when it is so already."""
+    if version is None and pin.version is None:
+        return None
     return Pin(version, FROM_OPERATOR if version else None, pin.extra_params_version)
 
 
@@ -143,19 +170,19 @@ def follow_extra_params(cache: Any, project: str, extra_params: Any) -> None:
     checks the version). Raises InvalidRequest when they name a version that cannot serve (Label
     Studio shows the detail on the model page), StoreUnavailable / StoreNotWritable.
     """
-    from functions.errors import NotFound, PreconditionFailed
-
-    changed = after_setup(cache.pin(project), requested_version(extra_params, project))
-    if changed is None:
+    requested = requested_version(extra_params, project)
+    if after_setup(cache.pin(project), requested) is None:
         return
-    if changed.version:
+    if requested is not None:
         try:
-            cache.check_pinnable(project, changed.version)
+            cache.check_pinnable(project, requested)
         except (NotFound, PreconditionFailed) as error:
             raise InvalidRequest(f"Extra params: {error}; fix model_version in the connection's Extra params, or remove it") from None
-    write_pin(cache.store, project, changed)
+    before = cache.pin(project)
+    stored = update_pin(cache.store, project, lambda current: after_setup(current, requested))
     cache.forget(project)
-    log.info("project %s: %s by the connection's Extra params", project, f"pinned to {changed.version}" if changed.version else "unpinned")
+    if stored.version != before.version:
+        log.info("project %s: %s by the connection's Extra params", project, f"pinned to {stored.version}" if stored.version else "unpinned")
 
 
 def pin_by_operator(cache: Any, project: str, version: str | None) -> Pin:
@@ -163,12 +190,9 @@ def pin_by_operator(cache: Any, project: str, version: str | None) -> Pin:
 
     Raises NotFound / PreconditionFailed (see `ModelCache.check_pinnable`), StoreUnavailable,
     StoreNotWritable."""
-    current = cache.pin(project)
-    if version is None and current.version is None:
-        return current  # nothing pinned: nothing to write
     if version is not None:
         cache.check_pinnable(project, version)
-    pin = write_pin(cache.store, project, pinned_by_operator(current, version))
+    pin = update_pin(cache.store, project, lambda current: pinned_by_operator(current, version))
     cache.forget(project)
     log.info("project %s: %s by an operator", project, f"pinned to {version}" if version else "unpinned")
     return pin

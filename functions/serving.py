@@ -189,15 +189,16 @@ class ModelCache:
     def _pin_serves(self, project: str, pointer: Any, pinned: str) -> bool:
         """True if the pinned version can serve; else logs why (the newest good version serves)."""
         try:
-            self.check_pinnable(project, pinned, pointer)
+            self.check_pinnable(project, pinned, pointer, load=False)  # /setup loads no model
             return True
         except (NotFound, PreconditionFailed) as error:
             log.error("project %s: pinned to %s, which cannot serve (%s); serving the newest good version", project, pinned, error)
             return False
 
-    def check_pinnable(self, project: str, version: str, pointer: Any = None) -> None:
+    def check_pinnable(self, project: str, version: str, pointer: Any = None, load: bool = True) -> None:
         """Raise unless `version` may be pinned: a complete version of the project at or below its
-        pointer (what GET /versions lists) whose manifest verifies.
+        pointer (what GET /versions lists) whose manifest verifies and, with `load`, whose model
+        loads (its files match their checksums).
 
         Raises:
             NotFound: no such published version (names the versions there are).
@@ -213,6 +214,12 @@ class ModelCache:
             raise NotFound(f"{version} is not a published version of project {project} (published: {listed})")
         if (project, version) in self._bad or not self._verifies(project, version):
             raise PreconditionFailed(f"{version} cannot serve: {self._bad.get((project, version), 'it failed verification')}")
+        if load:
+            try:
+                self.model(project, version)
+            except CorruptModel as error:
+                self.mark_bad(project, version, str(error))
+                raise PreconditionFailed(f"{version} cannot serve: {error}") from None
 
     def _first_good(self, project: str, pointer: Any) -> str | None:
         """Walk from the pointer's version back through complete versions; the first whose

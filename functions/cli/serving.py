@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from typing import Any
 
 from functions import pins, versions
@@ -32,7 +33,8 @@ def serving_command(args: argparse.Namespace) -> int:
 
 
 def _number_or_name(value: str) -> Any:
-    return int(value) if value.strip().isdigit() else value
+    """``3`` for "3" (ASCII digits only: `version_named` refuses anything else with a message)."""
+    return int(value) if re.fullmatch(r"[0-9]{1,20}", value.strip()) else value
 
 
 def _text(reply: dict[str, Any]) -> str:

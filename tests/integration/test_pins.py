@@ -162,13 +162,49 @@ def test_extra_params_without_a_model_version_pin_nothing(client, store, extra_p
     assert stored_pin(store) is None
 
 
-def test_a_pinned_version_that_breaks_later_falls_back_and_status_says_so(client, store):
+def test_a_pinned_version_that_breaks_later_falls_back_and_status_says_so(client, store, settings):
     client.put(f"/projects/{PROJECT}/serving", json={"version": "p5-v2"})
     MODEL_FAULTS["truncated model.npz"](store, "p5-v2")
-    assert predicted_versions(client) == {"p5-v3"}  # the load finds the fault: the newest good version serves
-    assert setup_version(client) == "p5-v3"
-    serving = client.get(f"/projects/{PROJECT}").json()["serving"]
-    assert serving["pinned"]["version"] == "p5-v2" and "which cannot serve" in serving["note"]
+    with TestClient(create_app(settings)) as other:  # another API instance, which has not loaded p5-v2
+        other.app.state.services._made["store"] = store
+        assert setup_version(other) == "p5-v2"  # /setup loads no model
+        assert predicted_versions(other) == {"p5-v3"}  # the load finds the fault: the newest good version serves
+        assert setup_version(other) == "p5-v3"
+        serving = other.get(f"/projects/{PROJECT}").json()["serving"]
+        assert serving["pinned"]["version"] == "p5-v2" and "which cannot serve" in serving["note"]
+
+
+def test_a_version_whose_model_fails_its_checksum_cannot_be_pinned(client, store):
+    MODEL_FAULTS["truncated model.npz"](store, "p5-v1")
+    reply = client.put(f"/projects/{PROJECT}/serving", json={"version": 1})
+    assert reply.status_code == 409 and reply.json()["detail"].startswith("p5-v1 cannot serve: "), reply.text
+    assert "checksum" in reply.json()["detail"]
+    status, body = setup(client, {"model_version": "p5-v1"})
+    assert status == 422 and "p5-v1 cannot serve" in body["detail"]
+    assert stored_pin(store) is None and setup_version(client) == "p5-v3"
+
+
+def test_a_pin_changed_by_another_instance_meanwhile_is_not_overwritten(client, store, settings):
+    """Each instance caches the pin for POINTER_TTL_SECONDS: a write is decided on the pin read
+    fresh, so an unpin on B right after A pinned through Extra params does unpin."""
+    with TestClient(create_app(settings)) as other:
+        other.app.state.services._made["store"] = store
+        assert other.get(f"/projects/{PROJECT}/serving").json()["pinned"] is None  # B caches "not pinned"
+        assert setup_version(client, {"model_version": 1}) == "p5-v1"  # A pins through Extra params
+        assert other.delete(f"/projects/{PROJECT}/serving").json()["pinned"] is None
+        assert stored_pin(store)["version"] is None and stored_pin(store)["extra_params_version"] == "p5-v1"
+        client.app.state.services.cache.forget(PROJECT)  # A's POINTER_TTL_SECONDS pass
+        assert setup_version(client, {"model_version": 1}) == "p5-v3"  # the operator's unpin holds
+        assert other.put(f"/projects/{PROJECT}/serving", json={"version": 2}).status_code == 200
+        assert stored_pin(store)["version"] == "p5-v2" and stored_pin(store)["extra_params_version"] == "p5-v1"
+        client.app.state.services.cache.forget(PROJECT)
+        assert setup_version(client, {"model_version": 1}) == "p5-v2"  # unchanged Extra params do not undo it
+
+
+def test_extra_params_as_deeply_nested_json_text_pin_nothing(client, store):
+    assert setup_version(client, "[" * 100_000 + "]" * 100_000) == "p5-v3"
+    assert setup_version(client, '{"a":' * 5000) == "p5-v3"
+    assert stored_pin(store) is None
 
 
 @pytest.mark.parametrize("garbage", [b"", b"[1]", b'{"version": 3}', b"\xff"])
@@ -224,3 +260,12 @@ def test_pinning_needs_the_api_credentials(settings, store, fitted):
         assert stored_pin(store) is None
         reply = client.put(f"/projects/{PROJECT}/serving", json={"version": "p5-v1"}, headers=basic("admin", "s3cret"))
         assert reply.status_code == 200 and reply.json()["pinned"]["version"] == "p5-v1"
+
+
+@pytest.mark.parametrize("given", ["²", "٢", "9" * 5000, "v2", "p5-v02"])
+def test_the_serving_command_refuses_odd_version_names_in_one_line(store, fitted, settings, capsys, given):
+    publish(store, fitted, "job-1"), publish(store, fitted, "job-2")
+    assert cli(["serving", "--project", PROJECT, "--pin", given, "--store", settings.model_store_uri]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a model version of project 5" in err and "Traceback" not in err
+    assert pins.read_pin(store, PROJECT).version is None
