@@ -73,8 +73,8 @@ class LocalStore(ObjectStore):
 
     def delete(self, keys: Iterable[str]) -> None:
         """Unlink each key's file (a symbolic link itself, never its target), then remove the
-        folders that became empty, up to the root (kept). A key whose folder resolves outside
-        the root (a symbolic link to a folder elsewhere) is refused with StoreNotWritable."""
+        folders that became empty, up to the root (kept). A key whose folder is reached through a
+        symbolic link (out of the root, or to another folder in it) is refused with StoreNotWritable."""
         emptied: set[Path] = set()
         for key in keys:
             path = self._path(key)
@@ -101,11 +101,12 @@ class LocalStore(ObjectStore):
                     yield path.relative_to(self.root).as_posix(), path
 
     def _check_inside(self, folder: Path, key: str) -> None:
+        """Refuse a key whose folder is reached through a symbolic link: it may lead out of the
+        store, or to another project's folder inside it."""
         real = folder.resolve()
-        if real != self.root and self.root not in real.parents:
-            raise StoreNotWritable(
-                f"refusing to delete {key}: its folder leads out of the model store to {real} (a symbolic link)"
-            )
+        if real != self.root.joinpath(*key.split("/")[:-1]):
+            where = "out of the model store" if real != self.root and self.root not in real.parents else "elsewhere in the model store"
+            raise StoreNotWritable(f"refusing to delete {key}: its folder leads {where}, to {real} (a symbolic link)")
 
     def _prune(self, folder: Path) -> None:
         """Remove `folder` and its parents while they are empty, never the root; a folder that is

@@ -175,6 +175,16 @@ def test_local_delete_never_follows_a_symbolic_link_out_of_the_root(tmp_path):
     assert (outside / "secret.json").read_bytes() == b"keep me"
 
 
+def test_local_delete_never_follows_a_project_folder_linked_to_another_project(tmp_path):
+    store = LocalStore(tmp_path / "store")
+    store.put("projects/2/latest.json", b"p2")
+    (tmp_path / "store" / "projects" / "15").symlink_to(tmp_path / "store" / "projects" / "2", target_is_directory=True)
+    assert store.list_keys("projects/15/") == ["projects/15/latest.json"]  # the listing sees through the link...
+    with pytest.raises(StoreNotWritable, match="leads elsewhere in the model store"):
+        store.delete(["projects/15/latest.json"])  # ...the delete does not
+    assert store.get("projects/2/latest.json").data == b"p2"
+
+
 def test_local_delete_in_a_read_only_folder_is_store_not_writable(tmp_path, monkeypatch):
     store = LocalStore(tmp_path / "store")
     store.put("projects/1/latest.json", b"p")
