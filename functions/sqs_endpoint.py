@@ -36,5 +36,12 @@ class SqsEndpoint:
             try:
                 self._url = self.client().get_queue_url(QueueName=self.queue)["QueueUrl"]
             except Exception as error:  # noqa: BLE001 - botocore raises many types
-                raise QueueUnavailable(f"{self.what} {self.queue!r} not found or not reachable") from error
+                raise QueueUnavailable(f"{self.what} {self.queue!r} not found or not reachable ({_cause(error)})") from error
         return self._url
+
+
+def _cause(error: Exception) -> str:
+    """The botocore error code (e.g. ``AWS.SimpleQueueService.NonExistentQueue``) or the error's
+    type and message (e.g. ``NoRegionError: You must specify a region.``)."""
+    code = getattr(error, "response", {}).get("Error", {}).get("Code")
+    return str(code) if code else f"{type(error).__name__}: {error}"[:200]

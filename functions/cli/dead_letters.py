@@ -22,6 +22,8 @@ def dead_letters_command(args: argparse.Namespace) -> int:
     """Run `dead-letters`; returns the exit status (1 when a redrive failed to send a message)."""
     if args.delete and not args.id:
         raise CliError("--delete removes one message for good: name it with --id <message id> (see the listing)")
+    if args.limit < 1:
+        raise CliError(f"--limit must be at least 1 (got {args.limit})")
     settings, store = settings_and_store(args)
     queues = _queues(args, settings)
     shown: list[dict[str, Any]] = []

@@ -306,4 +306,20 @@ def test_without_a_dead_letter_queue_the_command_says_so(cloud, monkeypatch, cap
                    "message there until its retention period ends, and nothing is dead-lettered\n")
 
     status, _, err = cli(capsys, "--queue", "train", "--train-queue", "missing-queue.fifo")
-    assert status == 1 and err == "error: QueueUnavailable: training queue 'missing-queue.fifo' not found or not reachable\n"
+    assert status == 1 and err == "error: QueueUnavailable: training queue 'missing-queue.fifo' not found or not reachable (AWS.SimpleQueueService.NonExistentQueue)\n"
+
+
+@pytest.mark.parametrize("limit", ["0", "-3"])
+def test_a_limit_below_one_is_refused(limit, capsys):
+    assert main(["dead-letters", "--limit", limit]) == 1
+    assert capsys.readouterr().err == f"error: --limit must be at least 1 (got {limit})\n"
+
+
+def test_a_queue_name_that_cannot_be_resolved_says_why(monkeypatch, capsys):
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("TRAIN_QUEUE", "ls-textcls-prod-train.fifo")
+    get_settings.cache_clear()
+    assert main(["dead-letters", "--queue", "train", "--store", "file:///nonexistent-store"]) == 1
+    err = capsys.readouterr().err
+    assert "training queue 'ls-textcls-prod-train.fifo' not found or not reachable (NoRegionError: You must specify a region.)" in err
