@@ -394,7 +394,7 @@ def _detail(response: httpx.Response) -> str:
     """Label Studio's error text, short (it may quote the request)."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return "(not a JSON reply)"
     if isinstance(body, dict):
         errors = body.get("validation_errors")

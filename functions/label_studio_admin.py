@@ -57,6 +57,10 @@ class LabelStudioNotFound(LabelStudioRefused):
     token's user cannot see it."""
 
 
+class LabelStudioUnexpected(LabelStudioUnreachable):
+    """Label Studio answered 2xx with JSON this client cannot use (not an object, no ``id``…)."""
+
+
 class LabelStudioAdmin(LabelStudioClient):
     """Read and change a project's ML backend connections and webhooks.
 
@@ -82,17 +86,16 @@ class LabelStudioAdmin(LabelStudioClient):
             LabelStudioRefused: the token is refused (401/403).
             LabelStudioUnreachable: network error, timeout or 5xx.
         """
-        return self._json("GET", f"/api/projects/{project}", f"project {project}")
+        return self._object("GET", f"/api/projects/{project}", f"project {project}")
 
     def connections(self, project: int) -> list[dict[str, Any]]:
         """``GET /api/ml?project=<id>``: the project's connections, in id order."""
-        found = self._json("GET", "/api/ml", f"the connections of project {project}", params={"project": str(project)})
-        return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+        return self._records("GET", "/api/ml", f"the connections of project {project}", params={"project": str(project)})
 
     def connection(self, connection: int) -> dict[str, Any]:
         """``GET /api/ml/<id>``: Label Studio calls the backend's ``/health`` and ``/setup`` with the
         stored url and credentials first, so ``state`` is ``CO`` only if both answered."""
-        return self._json("GET", f"/api/ml/{connection}", f"connection {connection}")
+        return self._object("GET", f"/api/ml/{connection}", f"connection {connection}")
 
     def create_connection(self, fields: dict[str, Any]) -> dict[str, Any]:
         """``POST /api/ml`` with `fields` (``project``, ``url``, ``auth_method``, …): the new connection.
@@ -101,28 +104,27 @@ class LabelStudioAdmin(LabelStudioClient):
             LabelStudioInvalid: Label Studio could not validate it (backend unreachable, /setup failed, …).
             LabelStudioBlockedUrl: the url is a loopback/private address Label Studio refuses.
         """
-        return self._json("POST", "/api/ml", "creating the connection", json=fields)
+        return self._object("POST", "/api/ml", "creating the connection", json=fields)
 
     def update_connection(self, connection: int, fields: dict[str, Any]) -> dict[str, Any]:
         """``PATCH /api/ml/<id>`` with `fields`; send url, project, auth fields and extra_params (see above)."""
-        return self._json("PATCH", f"/api/ml/{connection}", f"updating connection {connection}", json=fields)
+        return self._object("PATCH", f"/api/ml/{connection}", f"updating connection {connection}", json=fields)
 
     def webhooks(self, project: int) -> list[dict[str, Any]]:
         """``GET /api/webhooks/?project=<id>``: the project's webhooks."""
-        found = self._json("GET", "/api/webhooks/", f"the webhooks of project {project}", params={"project": str(project)})
-        return [w for w in found if isinstance(w, dict)] if isinstance(found, list) else []
+        return self._records("GET", "/api/webhooks/", f"the webhooks of project {project}", params={"project": str(project)})
 
     def webhook(self, webhook: int) -> dict[str, Any]:
         """``GET /api/webhooks/<id>/``."""
-        return self._json("GET", f"/api/webhooks/{webhook}/", f"webhook {webhook}")
+        return self._object("GET", f"/api/webhooks/{webhook}/", f"webhook {webhook}")
 
     def create_webhook(self, fields: dict[str, Any]) -> dict[str, Any]:
         """``POST /api/webhooks/`` with `fields` (``project``, ``url``, ``headers``, …)."""
-        return self._json("POST", "/api/webhooks/", "creating the webhook", json=fields)
+        return self._object("POST", "/api/webhooks/", "creating the webhook", json=fields)
 
     def update_webhook(self, webhook: int, fields: dict[str, Any]) -> dict[str, Any]:
         """``PATCH /api/webhooks/<id>/``; send ``actions`` and ``send_for_all_actions`` back (see above)."""
-        return self._json("PATCH", f"/api/webhooks/{webhook}/", f"updating webhook {webhook}", json=fields)
+        return self._object("PATCH", f"/api/webhooks/{webhook}/", f"updating webhook {webhook}", json=fields)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -133,13 +135,31 @@ class LabelStudioAdmin(LabelStudioClient):
             raise LabelStudioUnreachable(f"could not reach Label Studio at {self.base_url} ({type(error.__cause__).__name__}): "
                                          "check the URL (--label-studio-url or LABEL_STUDIO_URL) and that it runs") from error.__cause__
 
+    def _object(self, method: str, path: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        """The reply as one record: a JSON object with an integer ``id`` (``url`` as a string).
+        Raises LabelStudioUnexpected for anything else."""
+        found = _record(self._json(method, path, what, **kwargs))
+        if found is None:
+            raise LabelStudioUnexpected(f"Label Studio at {self.base_url} answered {what} with JSON that is not a record with an id")
+        return found
+
+    def _records(self, method: str, path: str, what: str, **kwargs: Any) -> list[dict[str, Any]]:
+        """The reply as a list of records (items that are not records are left out)."""
+        found = self._json(method, path, what, **kwargs)
+        if not isinstance(found, list):
+            raise LabelStudioUnexpected(f"Label Studio at {self.base_url} answered {what} with JSON that is not a list")
+        return [record for item in found if (record := _record(item)) is not None]
+
     def _json(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         response = self._call(method, path, retry_transport=False, **kwargs)
-        self._check(response, what)
+        try:
+            self._check(response, what)
+        except (LabelStudioRefused, LabelStudioUnreachable) as error:  # a reply may quote the request: hide its secrets
+            raise type(error)(_masked(str(error), kwargs.get("json"))) from None
         try:
             return response.json()
-        except ValueError:
-            raise LabelStudioUnreachable(f"Label Studio at {self.base_url} answered {what} with something that is not JSON") from None
+        except (ValueError, RecursionError):
+            raise LabelStudioUnexpected(f"Label Studio at {self.base_url} answered {what} with something that is not JSON") from None
 
     def _check(self, response: httpx.Response, what: str, token_refresh: bool = False, body: bool = False) -> None:
         """Raise the error that says what to do for a reply of 300 or more (see the class errors)."""
@@ -172,12 +192,30 @@ class LabelStudioAdmin(LabelStudioClient):
         raise LabelStudioRefused(f"{where}{': ' + detail if detail else ''}")
 
 
+def _record(item: Any) -> dict[str, Any] | None:
+    """`item` if it is a JSON object with an integer ``id``, its ``url`` made a string; else None."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), int) or isinstance(item.get("id"), bool):
+        return None
+    return item | {"url": str(item.get("url") or "")} if "url" in item else item
+
+
+def _masked(text: str, sent: Any) -> str:
+    """`text` with the password and header values of the request body `sent` replaced by ``<hidden>``."""
+    if not isinstance(sent, dict):
+        return text
+    headers = sent.get("headers") if isinstance(sent.get("headers"), dict) else {}
+    for secret in [sent.get("basic_auth_pass"), *headers.values()]:
+        if isinstance(secret, str) and secret:
+            text = text.replace(secret, "<hidden>")
+    return text
+
+
 def validation_messages(response: httpx.Response) -> str:
     """Label Studio 1.23.2's ``400 {"detail": "Validation error", "validation_errors": {field: [messages]}}``
     as one line: ``non_field_errors`` as they are, other fields as ``field: message``."""
     try:
         errors = response.json().get("validation_errors")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         errors = None
     if not isinstance(errors, dict):
         return _detail(response)

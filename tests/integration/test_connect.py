@@ -25,7 +25,7 @@ from functions.api.app import create_app
 from functions.cli import main
 from functions.cli.connect import DEFAULT_TITLE
 from functions.label_studio import LabelStudioRefused, LabelStudioUnreachable
-from functions.label_studio_admin import LabelStudioAdmin, LabelStudioBlockedUrl
+from functions.label_studio_admin import LabelStudioAdmin, LabelStudioBlockedUrl, LabelStudioUnexpected
 from functions.settings import Settings
 from tests.conftest import sample_config, sample_tasks
 from tests.ls_standin import LEGACY_TOKEN, PERSONAL_ACCESS_TOKEN, LabelStudioStandIn, make_tasks
@@ -440,3 +440,35 @@ def test_the_standin_creates_and_patches_as_label_studio_did(backend):
         assert (reply.json()["actions"], reply.json()["headers"]) == (capture["body"]["actions"], capture["body"]["headers"])
         reply, capture = replay(standin, backend, "76_ml_patch_trailing_slash")  # an HTML 404
         assert (reply.status_code, reply.headers["content-type"]) == (404, "text/html; charset=utf-8") == (capture["status"], capture["headers"]["content-type"])
+
+
+# --- replies no Label Studio should give: one clear error, never a traceback or a secret ---------------
+
+
+def _admin(reply: httpx.Response) -> LabelStudioAdmin:
+    return LabelStudioAdmin("http://ls.invalid", "0" * 40, transport=httpx.MockTransport(lambda request: reply))
+
+
+@pytest.mark.parametrize("body", [b"[]", b"null", b'"text"', b"{}", b'{"id": "7"}', b'{"id": true}', b"[" * 50_000 + b"]" * 50_000])
+def test_a_project_reply_that_is_not_a_record_is_one_clear_error(body):
+    with pytest.raises(LabelStudioUnexpected, match="answered project 12 with (JSON that is not a record with an id|something that is not JSON)"):
+        _admin(httpx.Response(200, content=body, headers={"content-type": "application/json"})).project(12)
+
+
+def test_list_replies_keep_only_records_and_coerce_urls():
+    body = b'[{"id": 3, "url": null}, {"id": "x"}, 5, {"id": 4, "url": "http://b/webhook"}]'
+    found = _admin(httpx.Response(200, content=body, headers={"content-type": "application/json"})).webhooks(12)
+    assert found == [{"id": 3, "url": ""}, {"id": 4, "url": "http://b/webhook"}]
+    with pytest.raises(LabelStudioUnexpected, match="with JSON that is not a list"):
+        _admin(httpx.Response(200, json={"results": []})).connections(12)
+
+
+def test_an_error_that_quotes_the_request_never_shows_the_password():
+    echo = {"detail": "Validation error", "validation_errors": {"non_field_errors": ['bad body {"basic_auth_pass": "s3cret-pw"}']}}
+    with pytest.raises(LabelStudioRefused) as raised:
+        _admin(httpx.Response(400, json=echo)).create_connection({"project": 12, "url": "http://b", "basic_auth_pass": "s3cret-pw"})
+    assert "s3cret-pw" not in str(raised.value) and "<hidden>" in str(raised.value)
+    with pytest.raises(LabelStudioUnreachable) as raised:  # a 5xx
+        _admin(httpx.Response(500, json={"detail": "header X-Webhook-Secret: hook-secret-1"})).update_webhook(
+            4, {"headers": {"X-Webhook-Secret": "hook-secret-1"}})
+    assert "hook-secret-1" not in str(raised.value)
