@@ -8,7 +8,8 @@ a project only if:
 - its id is in LABEL_STUDIO_PROJECTS (comma-separated ids), when that is set; or
 - when it is unset, the project was connected: Label Studio called ``/setup`` for it, through
   the API's authentication. `/setup` records ``projects/<id>/connected.json``
-  (``{"project", "connected_at"}``, written once; at most one store call per process and project).
+  (``{"project", "connected_at"}``, written once; at most one store call per process and project
+  every RECHECK_SECONDS, so a record removed by `delete-project` comes back at the next /setup).
 
 Otherwise the job trains on the annotation log and its report says why.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from functions import keys
 from functions.errors import BackendError, PreconditionFailed
@@ -26,13 +28,16 @@ from functions.store import ObjectStore
 
 log = logging.getLogger(__name__)
 
-_recorded: set[tuple[str, str]] = set()  # (store, project) pairs this process has recorded
+RECHECK_SECONDS = 60.0  # how long this process trusts that a project's record still exists
+_recorded: dict[tuple[str, str], float] = {}  # (store, project) -> when this process recorded it (monotonic)
 _lock = threading.Lock()
 
 
 def needs_recording(store: ObjectStore, project: str) -> bool:
-    """False once this process has recorded `project` as connected (no I/O: cheap on /setup)."""
-    return (repr(store), project) not in _recorded
+    """False while this process recorded `project` as connected less than RECHECK_SECONDS ago
+    (no I/O: cheap on /setup)."""
+    recorded = _recorded.get((repr(store), project))
+    return recorded is None or time.monotonic() - recorded >= RECHECK_SECONDS
 
 
 def record_connected(store: ObjectStore, project: str) -> None:
@@ -50,7 +55,7 @@ def record_connected(store: ObjectStore, project: str) -> None:
         log.warning("project %s: could not record the connection (%s); the next /setup tries again", project, error)
         return
     with _lock:
-        _recorded.add((repr(store), project))
+        _recorded[(repr(store), project)] = time.monotonic()
 
 
 def allowed_projects(settings: Settings) -> set[str] | None:

@@ -332,6 +332,33 @@ def test_a_running_api_serves_the_new_version_1_after_the_delete(tmp_path, monke
     assert before == ["Politics"] and after == [rotated["Politics"]]  # the new p1-v1 learnt the rotated labels
 
 
+def test_a_running_api_records_the_connection_again_after_the_delete(tmp_path, monkeypatch):
+    """Label Studio still connected after a delete (or connected again): the next /setup records
+    the project again, once this process's RECHECK_SECONDS have passed, so Start Training may pull it."""
+    import time as clock
+
+    from functions import projects
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    uri = f"file://{tmp_path / 'store'}"
+    store, setup = open_store(uri), {"project": "3.1700000000", "schema": CONFIG}
+
+    def recorded() -> bool:  # /setup records it beside its reply, in a thread
+        for _ in range(100):
+            if store.get(keys.connected_key("3")) is not None:
+                return True
+            clock.sleep(0.02)
+        return False
+
+    with TestClient(create_app(Settings(model_store_uri=uri, model_signing_key=SIGNING_KEY))) as client:
+        assert client.post("/setup", json=setup).status_code == 200 and recorded()
+        assert main(["delete-project", "--store", uri, "--project", "3", "--yes", "-q"]) == 0
+        assert store.get(keys.connected_key("3")) is None
+        monkeypatch.setattr(projects, "RECHECK_SECONDS", 0.0)
+        assert client.post("/setup", json=setup).status_code == 200 and recorded()
+        assert client.get("/projects/3").json()["connected_at"]
+
+
 def test_a_run_whose_chunks_are_all_recorded_is_not_busy(stores, uri, capsys):
     run = save_run(stores, Run(run_id=new_job_id(), project="1", state=RunState.RUNNING, planned=True, chunks=2))
     for page in (1, 2):
