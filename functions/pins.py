@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -127,11 +128,13 @@ def requested_version(extra_params: Any, project: str) -> str | None:
 
 
 def version_named(value: Any, project: str) -> str:
-    """``p12-v3`` for ``"p12-v3"`` or ``3`` (project 12).
+    """``p12-v3`` for ``"p12-v3"``, ``3`` or ``"3"`` (project 12; ASCII digits only).
 
     Raises:
         InvalidRequest: `value` is neither a version name of this project nor a positive number.
     """
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,20}", value.strip()):
+        value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return versions.version_name(project, value)
     if isinstance(value, str) and (number := versions.version_number(value.strip())) is not None:

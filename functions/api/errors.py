@@ -36,7 +36,8 @@ async def _validation_error(request: Request, error: RequestValidationError) -> 
 
 def describe(errors: Sequence[Mapping[str, Any]]) -> str:
     """``"body.tasks.0.data: Input should be a valid dictionary; …"``: where and what, no input echo."""
-    problems = [f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item.get('msg', 'invalid')}" for item in errors[:10]]
+    problems = [": ".join(filter(None, (".".join(str(part) for part in item.get("loc", ())), str(item.get("msg", "invalid")))))
+                for item in errors[:10]]
     more = f" (and {len(errors) - 10} more)" if len(errors) > 10 else ""
     return "; ".join(problems) + more
 

@@ -185,9 +185,8 @@ def _save_webhooks(report: Report, admin: LabelStudioAdmin, inputs: Inputs) -> l
     kind = "X-Webhook-Secret" if inputs.webhook_auth == "secret" else "Authorization: Basic"
     saved = []
     for webhook in ours:
-        kept = {k: v for k, v in (webhook.get("headers") or {}).items() if k.lower() not in AUTH_HEADERS}
-        headers = kept | inputs.webhook_headers
-        if headers == (webhook.get("headers") or {}) and webhook.get("is_active"):
+        headers = _headers_for(webhook, inputs)
+        if _sends_them(webhook, headers):
             report.line(f"webhook {webhook['id']} {_shown(webhook['url'])}: unchanged (already sends {kind})")
             saved.append(webhook)
             continue
@@ -224,10 +223,24 @@ def _print_plan(report: Report, inputs: Inputs, connection: dict[str, Any] | Non
     kind = "X-Webhook-Secret" if inputs.webhook_auth == "secret" else "Authorization: Basic"
     ours = [w for w in webhooks if _is_ours(str(w.get("url") or ""), inputs.backend_url)]
     for webhook in ours:
-        report.line(f"  set the {kind} header of webhook {webhook['id']} {_shown(webhook['url'])}")
+        if _sends_them(webhook, _headers_for(webhook, inputs)):
+            report.line(f"  leave webhook {webhook['id']} {_shown(webhook['url'])} as it is (it already sends {kind})")
+        else:
+            report.line(f"  set the {kind} header of webhook {webhook['id']} {_shown(webhook['url'])}")
     if not ours:
         made = "use the webhook Label Studio makes with the connection" if connection is None else "create a webhook"
         report.line(f"  {made}: {inputs.backend_url}/webhook, all actions, header {kind}")
+
+
+def _headers_for(webhook: dict[str, Any], inputs: Inputs) -> dict[str, Any]:
+    """The webhook's headers with the credential header set (its other headers kept)."""
+    headers = webhook.get("headers") if isinstance(webhook.get("headers"), dict) else {}
+    return {k: v for k, v in headers.items() if str(k).lower() not in AUTH_HEADERS} | inputs.webhook_headers
+
+
+def _sends_them(webhook: dict[str, Any], headers: dict[str, Any]) -> bool:
+    """True if the webhook is on and already sends exactly `headers`."""
+    return headers == (webhook.get("headers") or {}) and bool(webhook.get("is_active"))
 
 
 def _same_url(a: str, b: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 from typing import Any
 
 from functions import pins, versions
@@ -23,18 +22,13 @@ def serving_command(args: argparse.Namespace) -> int:
     project = project_arg(args.project)
     cache = ModelCache(store, settings)
     if args.pin is not None:
-        pins.pin_by_operator(cache, project, pins.version_named(_number_or_name(args.pin), project))
+        pins.pin_by_operator(cache, project, pins.version_named(args.pin, project))
     elif args.unpin:
         pins.pin_by_operator(cache, project, None)
     reply = {"project": project, "version": cache.serving_version(project), "pinned": cache.pin(project).summary(),
              "published": versions.list_versions(store, project)}
     print(json.dumps(reply) if args.json else _text(reply))
     return 0
-
-
-def _number_or_name(value: str) -> Any:
-    """``3`` for "3" (ASCII digits only: `version_named` refuses anything else with a message)."""
-    return int(value) if re.fullmatch(r"[0-9]{1,20}", value.strip()) else value
 
 
 def _text(reply: dict[str, Any]) -> str:

@@ -232,6 +232,13 @@ def test_dry_run_changes_nothing(capsys, standin, backend, env):
     assert not [r for r in standin.requests if r["method"] in ("POST", "PATCH", "DELETE") and r["path"] != "/api/token/refresh/"]
 
 
+def test_a_dry_run_after_connecting_says_the_webhook_stays_as_it_is(capsys, standin, backend, env):
+    assert connect(capsys, standin, backend)[0] == 0
+    status, out, _ = connect(capsys, standin, backend, "--dry-run")
+    assert status == 0 and any(line.startswith("  leave webhook ") and "(it already sends X-Webhook-Secret)" in line for line in out), out
+    assert not any("set the X-Webhook-Secret header" in line for line in out)
+
+
 def test_in_aws_the_credentials_and_the_token_come_from_secrets_manager(capsys, standin, backend, env, monkeypatch,
                                                                         secretsmanager):  # noqa: F811
     """What the deployment holds (moto): the credentials secret (--credentials-secret) and the token secret."""

@@ -269,3 +269,20 @@ def test_the_serving_command_refuses_odd_version_names_in_one_line(store, fitted
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "is not a model version of project 5" in err and "Traceback" not in err
     assert pins.read_pin(store, PROJECT).version is None
+
+
+def test_the_openapi_schema_describes_the_bodies_read_by_hand(client):
+    """Swagger UI's "Try it out" and generated clients need the request bodies."""
+    paths = client.get("/openapi.json").json()["paths"]
+    pin = paths["/projects/{project}/serving"]["put"]["requestBody"]
+    assert pin["required"] is True and pin["content"]["application/json"]["schema"]["required"] == ["version"]
+    run = paths["/projects/{project}/prediction-runs"]["post"]["requestBody"]
+    assert run["required"] is False and {"only_missing", "auto_label", "label_config"} <= set(run["content"]["application/json"]["schema"]["properties"])
+    assert {"get", "put", "delete"} <= set(paths["/projects/{project}/serving"])
+
+
+def test_a_version_number_given_as_text_pins_too(client):
+    assert client.put(f"/projects/{PROJECT}/serving", json={"version": " 2 "}).json()["version"] == "p5-v2"
+    assert setup_version(client, {"model_version": "1"}) == "p5-v1"
+    reply = client.put(f"/projects/{PROJECT}/serving", content=b"{", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 422 and ": : " not in reply.json()["detail"], reply.text

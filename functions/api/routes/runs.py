@@ -42,7 +42,12 @@ def predict_queue(services: Services) -> runs.PredictQueue:
     return services._once("predict_queue", lambda: runs.open_predict_queue(services.settings, services.store))
 
 
-@router.post("/projects/{project}/prediction-runs", status_code=status.HTTP_202_ACCEPTED)
+# The body is read by hand (optional, and a `detail` that says what to fix), so its schema is given here.
+_RUN_BODY = {"requestBody": {"required": False, "content": {"application/json": {
+    "schema": RunRequest.model_json_schema(), "example": {"only_missing": True, "auto_label": False}}}}}
+
+
+@router.post("/projects/{project}/prediction-runs", status_code=status.HTTP_202_ACCEPTED, openapi_extra=_RUN_BODY)
 async def start(project: str, request: Request, services: ServicesDep) -> JSONResponse:
     """Start a run with the project's serving version: ``202 {"run", "status_url", "state",
     "model_version"[, "reason"][, "auto_label"]}``. Body (optional): ``{"only_missing": true,

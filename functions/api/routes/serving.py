@@ -40,7 +40,12 @@ def serving(project: str, services: ServicesDep) -> dict[str, Any]:
     return _reply(services, checked_project_id(project))
 
 
-@router.put("/projects/{project}/serving")
+# The body is read by hand (for a `detail` that says what to fix), so its schema is given here.
+_PIN_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": PinRequest.model_json_schema(), "example": {"version": "p12-v3"}}}}}
+
+
+@router.put("/projects/{project}/serving", openapi_extra=_PIN_BODY)
 async def pin(project: str, request: Request, services: ServicesDep) -> dict[str, Any]:
     """Pin the project to ``{"version": "p12-v3"}``; the reply is GET's. 404 for a version that is not
     published, 409 for one that fails verification; nothing changes then."""
