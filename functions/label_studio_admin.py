@@ -32,6 +32,7 @@ No token or password ever appears in an error message or a log line.
 from __future__ import annotations
 
 import re
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -67,16 +68,20 @@ class LabelStudioAdmin(LabelStudioClient):
     Args:
         base_url: Label Studio's URL (a path prefix is kept).
         api_key: a personal access token (JWT refresh token) or a legacy token.
-        timeout: seconds per call; creating or updating a connection waits for Label Studio's
-            own ``/health`` and ``/setup`` calls (1 s + 3 s, twice).
+        timeout: seconds Label Studio may stay silent within a call; creating or updating a
+            connection waits for Label Studio's own ``/health`` and ``/setup`` calls (1 s + 3 s, twice).
+        deadline: seconds one call may take in all, however its reply trickles in (then
+            LabelStudioUnreachable, and this client is closed: the command ends).
         transport: an httpx transport (tests).
 
     Every call is tried once (a create must not be repeated behind the caller's back): the
     command that uses this client is idempotent, re-running it is the retry.
     """
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(self, base_url: str, api_key: str, timeout: float = 30.0, transport: httpx.BaseTransport | None = None,
+                 deadline: float = 120.0) -> None:
         super().__init__(base_url, api_key, timeout=timeout, transport=transport, attempts=1)
+        self.deadline = deadline
 
     def project(self, project: int) -> dict[str, Any]:
         """``GET /api/projects/<id>``: ``{"id", "title", "label_config", "created_at", …}``.
@@ -127,6 +132,28 @@ class LabelStudioAdmin(LabelStudioClient):
         return self._object("PATCH", f"/api/webhooks/{webhook}/", f"updating webhook {webhook}", json=fields)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call within `deadline`: httpx bounds each read, not a reply that trickles in forever.
+        The call runs in a daemon thread; past the deadline the client is closed, which ends it."""
+        outcome: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                outcome["reply"] = self._send_now(method, path, **kwargs)
+            except BaseException as error:  # noqa: BLE001 - handed to the caller below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=call, name="label-studio-call", daemon=True)
+        worker.start()
+        worker.join(self.deadline)
+        if worker.is_alive():
+            self.close()
+            raise LabelStudioUnreachable(f"Label Studio at {self.base_url} did not finish answering {method} {path} "
+                                         f"within {self.deadline:g} s")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["reply"]
+
+    def _send_now(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return super()._send(method, path, **kwargs)
         except LabelStudioUnreachable as error:

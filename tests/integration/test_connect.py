@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import socket
 import threading
@@ -479,3 +480,33 @@ def test_an_error_that_quotes_the_request_never_shows_the_password():
         _admin(httpx.Response(500, json={"detail": "header X-Webhook-Secret: hook-secret-1"})).update_webhook(
             4, {"headers": {"X-Webhook-Secret": "hook-secret-1"}})
     assert "hook-secret-1" not in str(raised.value)
+
+
+def test_a_reply_that_trickles_in_forever_ends_at_the_deadline():
+    """httpx bounds each read; a Label Studio that sends a byte every 0.2 s never trips that."""
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def trickle() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        with contextlib.suppress(OSError):
+            for byte in itertools.cycle(b"HTTP/1.1 200 OK\r\nX-Slow: "):
+                if stop.is_set():
+                    break
+                connection.sendall(bytes([byte]))
+                time.sleep(0.2)
+        connection.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    admin = LabelStudioAdmin(f"http://127.0.0.1:{listener.getsockname()[1]}", "0" * 40, timeout=1.0, deadline=1.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(LabelStudioUnreachable, match=r"did not finish answering GET /api/projects/12 within 1.5 s"):
+            admin.project(12)
+        assert time.monotonic() - started < 3
+    finally:
+        stop.set()
+        listener.close()
