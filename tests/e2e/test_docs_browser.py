@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 from functions.api.app import create_app
 from functions.settings import Settings
-from tests.e2e.test_model_card_browser import ARGS, CHROMIUM, serve, sync_playwright
+from tests.e2e.test_model_card_browser import ARGS, CHROMIUM, sync_playwright
+from tests.served import serve
 
 USER, PASSWORD = "docs", "docs-browser-password"
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}

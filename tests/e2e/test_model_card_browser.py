@@ -9,22 +9,18 @@ Skipped locally when either is missing; fails under CI=true (.ci/run installs ch
 from __future__ import annotations
 
 import base64
-import contextlib
 import os
-import socket
-import threading
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-import uvicorn
 
 from functions.api.app import create_app
 from functions.model_card.charts import render_charts
 from functions.settings import Settings
 from functions.store import open_store
 from tests.card_samples import MATRIX, SCRIPT, control_report, manifest_body, publish_card
+from tests.served import serve
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -49,27 +45,6 @@ def sync_playwright() -> Any:
             pytest.fail(message)
         pytest.skip(message)
     return entry
-
-
-@contextlib.contextmanager
-def serve(app: Any, timeout: float = 20.0) -> Iterator[str]:
-    """`app` under uvicorn in a thread, on a loopback port bound here (no race for the port)."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
 
 
 def test_the_model_card_renders_in_a_real_browser(tmp_path: Path) -> None:

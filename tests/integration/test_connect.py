@@ -19,7 +19,6 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
-import uvicorn
 
 from functions import credentials, label_studio_token
 from functions.api.app import create_app
@@ -31,6 +30,7 @@ from functions.settings import Settings
 from tests.conftest import sample_config, sample_tasks
 from tests.ls_standin import LEGACY_TOKEN, PERSONAL_ACCESS_TOKEN, LabelStudioStandIn, make_tasks
 from tests.unit.test_credentials import secretsmanager  # noqa: F401 - the moto fixture
+from tests.served import serve
 
 PROJECT = 12
 USER, PASSWORD, SECRET = "labelstudio", "connect-test-password-0123", "connect-test-webhook-secret-456789"
@@ -40,26 +40,6 @@ WIRE = Path(__file__).resolve().parents[1] / "ls_wire_runs"
 SECRETS = (PERSONAL_ACCESS_TOKEN, LEGACY_TOKEN, PASSWORD, SECRET, BASIC.split()[1])
 CLEARED = ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "LABEL_STUDIO_API_KEY_SECRET", "CREDENTIALS_SECRET", "BASIC_AUTH_USER",
            "BASIC_AUTH_PASS", "WEBHOOK_SECRET", "MODEL_STORE_URI")
-
-
-@contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """`app` under uvicorn in a thread, on a loopback port bound here."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        listener.close()
 
 
 @pytest.fixture(scope="module")

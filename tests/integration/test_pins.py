@@ -16,21 +16,14 @@ from functions.cli import main as cli
 from functions.runs import start_after_training
 from functions.settings import Settings
 from tests.conftest import wire
-from tests.integration.test_store_faults import CONFIG, MANIFEST_FAULTS, MODEL_FAULTS, PROJECT, FaultyStore, fitted, publish  # noqa: F401
+from tests.integration.test_store_faults import CONFIG, MANIFEST_FAULTS, MODEL_FAULTS, PROJECT, fitted, publish, store  # noqa: F401 - fixtures
 
 SETUP = wire("02_setup.json")["body"]  # what Label Studio 1.23.2 sends, extra_params null
 
 
 @pytest.fixture
-def settings(tmp_path):
+def settings(tmp_path):  # test_store_faults' `store` is made from these: a pointer trusted for a minute
     return Settings(model_store_uri=f"file://{tmp_path / 'store'}", pointer_ttl_seconds=60.0)
-
-
-@pytest.fixture
-def store(settings):
-    from functions.store import open_store
-
-    return FaultyStore(open_store(settings.model_store_uri).root)
 
 
 @pytest.fixture
